@@ -1,0 +1,18 @@
+// The registry of vector-Jacobian rules: one entry per ONNX op type (default domain).
+import type { VjpRule } from '../types.js';
+import { convRules } from './conv.js';
+import { elementwiseRules } from './elementwise.js';
+import { linearRules } from './linear.js';
+import { reduceRules } from './reduce.js';
+import { shapeRules } from './shape.js';
+
+export const RULES: Readonly<Record<string, VjpRule>> = Object.freeze({
+  ...elementwiseRules,
+  ...convRules,
+  ...linearRules,
+  ...shapeRules,
+  ...reduceRules,
+});
+
+/** Op types the gradient builder can differentiate. */
+export const SUPPORTED_OPS: readonly string[] = Object.keys(RULES).sort();

@@ -1,0 +1,87 @@
+// onnxruntime-node sessions over (patched) model bytes, with external weight files resolved beside them,
+// and the probe run that learns every intermediate tensor's shape.
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModelError, type OnnxModel } from './model.js';
+import { DataType, toInt } from './proto.js';
+
+export interface SessionOptions {
+  intraOpThreads?: number;
+  graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+function ortOptions(o: SessionOptions): ort.InferenceSession.SessionOptions {
+  return {
+    graphOptimizationLevel: o.graphOptimization ?? 'all',
+    intraOpNumThreads: o.intraOpThreads ?? 0,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    enableCpuMemArena: true,
+    logSeverityLevel: 3,
+  };
+}
+
+/** A session plus a disposer for the temporary folder it may have needed. */
+export interface OwnedSession {
+  session: ort.InferenceSession;
+  release(): Promise<void>;
+}
+
+/**
+ * Creates a session for `bytes` (the model's own bytes, or a patched copy). Models with external data
+ * are written to a private temporary folder in which the data files are symlinked, because
+ * onnxruntime resolves external data relative to the model file's folder.
+ */
+export async function createSession(model: OnnxModel, bytes: Uint8Array, opts: SessionOptions = {}): Promise<OwnedSession> {
+  try {
+    if (model.externalFiles.length === 0) {
+      const session = await ort.InferenceSession.create(bytes, ortOptions(opts));
+      return { session, release: async () => { await session.release(); } };
+    }
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-'));
+    try {
+      for (const f of model.externalFiles) {
+        const dest = path.join(dir, f);
+        await symlink(path.resolve(model.dir, f), dest);
+      }
+      const file = path.join(dir, 'model.onnx');
+      await writeFile(file, bytes);
+      const session = await ort.InferenceSession.create(file, ortOptions(opts));
+      return { session, release: async () => { await session.release(); await rm(dir, { recursive: true, force: true }); } };
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  } catch (e) {
+    if (e instanceof ModelError) throw e;
+    throw new ModelError(`onnxruntime cannot load ${model.file}: ${(e as Error).message}`);
+  }
+}
+
+export interface TensorInfo { dims: number[]; type: ort.Tensor.Type }
+
+/**
+ * Runs the model once on zeros with every node output listed as a graph output, and returns the
+ * static shape and element type of each tensor for that input shape (a probe run).
+ */
+export async function probeShapes(model: OnnxModel, feeds: Record<string, ort.Tensor>, opts: SessionOptions = {}): Promise<Map<string, TensorInfo>> {
+  const existing = new Set(model.graph.output.map((o) => o.name));
+  const names: string[] = [];
+  for (const n of model.nodes) for (const o of n.output) if (o && !existing.has(o)) names.push(o);
+  const patched = model.withPatch({ output: names.map((name) => ({ name })) });
+  const { session, release } = await createSession(model, patched, { ...opts, graphOptimization: 'disabled' });
+  try {
+    const out = await session.run(feeds);
+    const shapes = new Map<string, TensorInfo>();
+    for (const [k, v] of Object.entries(out)) shapes.set(k, { dims: [...v.dims], type: v.type });
+    for (const [k, v] of Object.entries(feeds)) shapes.set(k, { dims: [...v.dims], type: v.type });
+    for (const [k, t] of model.initializers) {
+      shapes.set(k, { dims: (t.dims ?? []).map(toInt), type: t.data_type === DataType.INT64 ? 'int64' : 'float32' });
+    }
+    return shapes;
+  } finally {
+    await release();
+  }
+}
