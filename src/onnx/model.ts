@@ -92,6 +92,14 @@ export class OnnxModel {
     return m;
   }
 
+  private externalDataCache?: Promise<{ path: string; data: Uint8Array }[]>;
+
+  /** The external weight files' bytes (read once), as onnxruntime's `externalData` session option wants them. */
+  externalData(): Promise<{ path: string; data: Uint8Array }[]> {
+    this.externalDataCache ??= Promise.all(this.externalFiles.map(async (f) => ({ path: f, data: await readFile(path.resolve(this.dir, f)) })));
+    return this.externalDataCache;
+  }
+
   /** Version of the default ONNX domain the model imports. */
   get opset(): number {
     const o = (this.proto.opset_import ?? []).find((x) => !x.domain || x.domain === 'ai.onnx');

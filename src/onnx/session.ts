@@ -1,8 +1,5 @@
 // onnxruntime-node sessions over (patched) model bytes, with external weight files resolved beside them,
 // and the probe run that learns every intermediate tensor's shape.
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelError, type OnnxModel } from './model.js';
 import { DataType, toInt } from './proto.js';
@@ -30,30 +27,16 @@ export interface OwnedSession {
 }
 
 /**
- * Creates a session for `bytes` (the model's own bytes, or a patched copy). Models with external data
- * are written to a private temporary folder in which the data files are symlinked, because
- * onnxruntime resolves external data relative to the model file's folder.
+ * Creates a session for `bytes` (the model's own bytes, or a patched copy). External weight files are
+ * read once per model and handed to onnxruntime in memory (onnxruntime would otherwise resolve them
+ * relative to a model file, which patched bytes do not have).
  */
 export async function createSession(model: OnnxModel, bytes: Uint8Array, opts: SessionOptions = {}): Promise<OwnedSession> {
   try {
-    if (model.externalFiles.length === 0) {
-      const session = await ort.InferenceSession.create(bytes, ortOptions(opts));
-      return { session, release: async () => { await session.release(); } };
-    }
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-'));
-    try {
-      for (const f of model.externalFiles) {
-        const dest = path.join(dir, f);
-        await symlink(path.resolve(model.dir, f), dest);
-      }
-      const file = path.join(dir, 'model.onnx');
-      await writeFile(file, bytes);
-      const session = await ort.InferenceSession.create(file, ortOptions(opts));
-      return { session, release: async () => { await session.release(); await rm(dir, { recursive: true, force: true }); } };
-    } catch (e) {
-      await rm(dir, { recursive: true, force: true });
-      throw e;
-    }
+    const options = ortOptions(opts);
+    if (model.externalFiles.length > 0) options.externalData = await model.externalData();
+    const session = await ort.InferenceSession.create(bytes, options);
+    return { session, release: async () => { await session.release(); } };
   } catch (e) {
     if (e instanceof ModelError) throw e;
     throw new ModelError(`onnxruntime cannot load ${model.file}: ${(e as Error).message}`);

@@ -1,0 +1,23 @@
+// The work every method shares, done once: weighted activations → channel sum (or first principal
+// component with eigenSmooth) → ReLU, giving the raw map at the layer's resolution.
+import { firstComponentProjection, reluInPlace, sumChannels, weightChannels } from './maths.js';
+import type { CamMethod, LayerTensors, MethodContext } from './types.js';
+
+export interface CamOptions {
+  /** Use the first principal component of the weighted activations instead of their sum (pytorch-grad-cam's eigen_smooth). */
+  eigenSmooth?: boolean;
+}
+
+/** Raw map [h, w] of `method` on one layer for one target class (after the final ReLU, before normalisation). */
+export async function rawMap(method: CamMethod, layer: LayerTensors, ctx: MethodContext, opts: CamOptions = {}): Promise<Float32Array> {
+  if (method.needs === 'gradients' && !layer.G) throw new Error(`${method.name} needs gradients of layer ${layer.name}`);
+  const hw = layer.h * layer.w;
+  let weighted: Float32Array;
+  if (method.weighted) weighted = method.weighted(layer);
+  else if (method.weights) weighted = weightChannels(layer, await method.weights(layer, ctx));
+  else throw new Error(`method ${method.name} supplies neither weights nor weighted activations`);
+  const map = method.project || opts.eigenSmooth
+    ? firstComponentProjection(weighted, layer.C, hw)
+    : sumChannels(weighted, layer.C, hw);
+  return reluInPlace(map);
+}

@@ -1,0 +1,130 @@
+// Numeric building blocks shared by the CAM methods: channel-weighted activations, channel sums,
+// ReLU and the first principal component projection (Eigen-CAM).
+import type { LayerTensors } from './types.js';
+
+/** w_k · A_k for every channel: [C, h, w]. */
+export function weightChannels(l: LayerTensors, weights: Float32Array): Float32Array {
+  const hw = l.h * l.w;
+  const out = new Float32Array(l.C * hw);
+  for (let k = 0; k < l.C; k++) {
+    const wk = weights[k];
+    const base = k * hw;
+    for (let i = 0; i < hw; i++) out[base + i] = wk * l.A[base + i];
+  }
+  return out;
+}
+
+/** Σ_k X_k: [C, h, w] → [h, w]. */
+export function sumChannels(x: Float32Array, C: number, hw: number): Float32Array {
+  const out = new Float32Array(hw);
+  for (let k = 0; k < C; k++) {
+    const base = k * hw;
+    for (let i = 0; i < hw; i++) out[i] += x[base + i];
+  }
+  return out;
+}
+
+/** Mean over the spatial positions of each channel. */
+export function spatialMean(x: Float32Array, C: number, hw: number): Float32Array {
+  const out = new Float32Array(C);
+  for (let k = 0; k < C; k++) {
+    let s = 0;
+    for (let i = 0; i < hw; i++) s += x[k * hw + i];
+    out[k] = s / hw;
+  }
+  return out;
+}
+
+export function reluInPlace(x: Float32Array): Float32Array {
+  for (let i = 0; i < x.length; i++) if (!(x[i] > 0)) x[i] = 0;
+  return x;
+}
+
+/**
+ * Projection of X (rows = the hw positions, columns = the C channels, given as [C, h, w]) on its first
+ * right singular vector after centring each column, as pytorch-grad-cam's get_2d_projection. The SVD's
+ * sign is arbitrary; we choose it so that max ≥ |min|. Computed by power iteration on the smaller Gram
+ * matrix (XXᵀ, hw × hw, or XᵀX, C × C) in float64.
+ */
+export function firstComponentProjection(x: Float32Array, C: number, hw: number): Float32Array {
+  const X = new Float64Array(hw * C); // row-major [hw, C]
+  for (let k = 0; k < C; k++) {
+    let mean = 0;
+    for (let i = 0; i < hw; i++) mean += x[k * hw + i];
+    mean /= hw;
+    for (let i = 0; i < hw; i++) X[i * C + k] = x[k * hw + i] - mean;
+  }
+  const proj = new Float64Array(hw);
+  if (hw <= C) {
+    // u = top eigenvector of XXᵀ; projection = X v = σ u = XXᵀu / σ.
+    const gram = new Float64Array(hw * hw);
+    for (let i = 0; i < hw; i++) for (let j = i; j < hw; j++) {
+      let s = 0;
+      for (let k = 0; k < C; k++) s += X[i * C + k] * X[j * C + k];
+      gram[i * hw + j] = s;
+      gram[j * hw + i] = s;
+    }
+    const { vector, value } = topEigen(gram, hw);
+    const sigma = Math.sqrt(Math.max(value, 0));
+    for (let i = 0; i < hw; i++) proj[i] = sigma * vector[i];
+  } else {
+    const gram = new Float64Array(C * C);
+    for (let i = 0; i < hw; i++) {
+      const row = i * C;
+      for (let a = 0; a < C; a++) {
+        const xa = X[row + a];
+        if (xa === 0) continue;
+        for (let b = a; b < C; b++) gram[a * C + b] += xa * X[row + b];
+      }
+    }
+    for (let a = 0; a < C; a++) for (let b = 0; b < a; b++) gram[a * C + b] = gram[b * C + a];
+    const { vector } = topEigen(gram, C);
+    for (let i = 0; i < hw; i++) {
+      let s = 0;
+      for (let k = 0; k < C; k++) s += X[i * C + k] * vector[k];
+      proj[i] = s;
+    }
+  }
+  let max = -Infinity;
+  let min = Infinity;
+  for (const v of proj) { max = Math.max(max, v); min = Math.min(min, v); }
+  const sign = max >= Math.abs(min) ? 1 : -1;
+  return Float32Array.from(proj, (v) => sign * v);
+}
+
+/** Largest eigenpair of a symmetric positive semi-definite n×n matrix by power iteration. */
+function topEigen(m: Float64Array, n: number): { vector: Float64Array; value: number } {
+  let v = new Float64Array(n);
+  // Start from the row sums plus a fixed perturbation: deterministic and rarely orthogonal to the top vector.
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < n; j++) s += m[i * n + j];
+    v[i] = s + 1e-3 * Math.sin(i + 1);
+  }
+  let value = 0;
+  normalise(v);
+  for (let iter = 0; iter < 2000; iter++) {
+    const next = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      const row = i * n;
+      for (let j = 0; j < n; j++) s += m[row + j] * v[j];
+      next[i] = s;
+    }
+    const norm = normalise(next);
+    let delta = 0;
+    for (let i = 0; i < n; i++) delta = Math.max(delta, Math.abs(next[i] - v[i]));
+    v = next;
+    value = norm;
+    if (delta < 1e-12) break;
+  }
+  return { vector: v, value };
+}
+
+function normalise(v: Float64Array): number {
+  let s = 0;
+  for (const x of v) s += x * x;
+  const norm = Math.sqrt(s);
+  if (norm > 0) for (let i = 0; i < v.length; i++) v[i] /= norm;
+  return norm;
+}

@@ -1,0 +1,30 @@
+// Resampling used inside methods (Score-CAM's masks): bilinear with align_corners = True, as
+// torch.nn.UpsamplingBilinear2d.
+
+/** Bilinear upsampling of an h×w map to H×W with corner pixels aligned (align_corners = True). */
+export function upsampleAlignCorners(src: ArrayLike<number>, h: number, w: number, H: number, W: number): Float32Array {
+  const out = new Float32Array(H * W);
+  const sy = H > 1 ? (h - 1) / (H - 1) : 0;
+  const sx = W > 1 ? (w - 1) / (W - 1) : 0;
+  const x0 = new Int32Array(W);
+  const x1 = new Int32Array(W);
+  const fx = new Float32Array(W);
+  for (let X = 0; X < W; X++) {
+    const x = X * sx;
+    x0[X] = Math.min(Math.floor(x), w - 1);
+    x1[X] = Math.min(x0[X] + 1, w - 1);
+    fx[X] = x - x0[X];
+  }
+  for (let Y = 0; Y < H; Y++) {
+    const y = Y * sy;
+    const y0 = Math.min(Math.floor(y), h - 1);
+    const y1 = Math.min(y0 + 1, h - 1);
+    const fy = y - y0;
+    for (let X = 0; X < W; X++) {
+      const top = src[y0 * w + x0[X]] * (1 - fx[X]) + src[y0 * w + x1[X]] * fx[X];
+      const bottom = src[y1 * w + x0[X]] * (1 - fx[X]) + src[y1 * w + x1[X]] * fx[X];
+      out[Y * W + X] = top * (1 - fy) + bottom * fy;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,62 @@
+// Types of the CAM layer: what a method sees (one layer's activations and gradients for one class)
+// and what it supplies (channel weights, or weighted activations where weights do not suffice).
+
+/** One target layer for one image: A and (for gradient methods) G = dScore/dA, both [C, h, w]. */
+export interface LayerTensors {
+  name: string;
+  C: number;
+  h: number;
+  w: number;
+  A: Float32Array;
+  G?: Float32Array;
+}
+
+/** Forward runs a method may ask for (Score-CAM, Ablation-CAM) and head facts (CAM). */
+export interface ForwardRunner {
+  /** Spatial size of the model input. */
+  readonly inputSize: { height: number; width: number };
+  /** Target-class logit of the whole model on the current input multiplied by each mask (height × width, broadcast over channels). */
+  scoreMasked(masks: Float32Array[], target: number): Promise<Float32Array>;
+  /** Target-class logit of the part of the model after `layer`, with its activations replaced by each of `variants`. */
+  scoreActivations(layer: string, variants: Float32Array[], target: number): Promise<Float32Array>;
+  /** Row `target` of the linear classifier that follows global average pooling of `layer` (throws if the head is not GAP → linear). */
+  classifierWeights(layer: string, target: number): Promise<Float32Array>;
+}
+
+export interface MethodContext {
+  target: number;
+  /** the target class's logit on the unmodified input */
+  score: number;
+  runner: ForwardRunner;
+}
+
+export const METHOD_NAMES = [
+  'gradcam', 'hirescam', 'gradcam-elementwise', 'gradcam++', 'xgradcam', 'layercam',
+  'eigencam', 'eigengradcam', 'scorecam', 'ablationcam', 'cam',
+] as const;
+export type MethodName = (typeof METHOD_NAMES)[number];
+
+export function isMethodName(s: string): s is MethodName {
+  return (METHOD_NAMES as readonly string[]).includes(s);
+}
+
+/**
+ * A CAM method. It supplies either `weights` (one per channel; the map is then ReLU(Σ_k w_k A_k)) or
+ * `weighted` (the weighted activations [C,h,w] whose channel sum, or first principal component, is the map).
+ */
+export interface CamMethod {
+  readonly name: MethodName;
+  /** one line: formula and paper */
+  readonly summary: string;
+  /** what it costs: gradients (one backward), activations only, or extra forward runs */
+  readonly needs: 'gradients' | 'activations' | 'input-runs' | 'head-runs' | 'classifier';
+  /** always take the first principal component of the weighted activations (Eigen-CAM) instead of their sum */
+  readonly project?: boolean;
+  weights?(layer: LayerTensors, ctx: MethodContext): Float32Array | Promise<Float32Array>;
+  weighted?(layer: LayerTensors): Float32Array;
+}
+
+/** A method that cannot explain this model or layer (HTTP 422). */
+export class MethodError extends Error {
+  override name = 'MethodError';
+}
