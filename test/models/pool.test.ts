@@ -1,0 +1,60 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, symlink, mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { InferencePool, PoolBusyError } from '../../src/models/pool.js';
+import { FIXTURES, readF32 } from '../helpers/fixtures.js';
+
+let dir: string;
+let pool: InferencePool;
+const input = () => readF32(path.join(FIXTURES, 'resnet'), 'input.bin');
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-pool-'));
+  await symlink(path.join(FIXTURES, 'resnet'), path.join(dir, 'resnet'));
+  await mkdir(path.join(dir, 'broken'));
+  await writeFile(path.join(dir, 'broken', 'model.onnx'), 'not a model');
+  pool = await InferencePool.start({ modelsDir: dir, workers: 1, maxQueue: 1 });
+});
+after(async () => {
+  await pool.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('models are discovered in sorted order and a broken one is reported with its reason', () => {
+  const m = pool.models();
+  assert.deepEqual(m.map((s) => s.id), ['broken', 'resnet']);
+  assert.equal(m[0].ok, false);
+  assert.match(!m[0].ok ? m[0].error : '', /not a valid ONNX model/);
+  assert.equal(m[1].ok, true);
+});
+
+test('an explanation runs in a worker and returns maps and logits', async () => {
+  const r = await pool.explain('resnet', { input: input(), method: 'gradcam', topk: 2 });
+  assert.equal(r.explanations.length, 2);
+  assert.equal(r.logits.length, 10);
+  assert.ok(r.explanations[0].map.data.some((v) => v > 0));
+});
+
+test('a full queue is refused at once with PoolBusyError', async () => {
+  const running = pool.explain('resnet', { input: input(), method: 'scorecam' });
+  const queued = pool.explain('resnet', { input: input(), method: 'scorecam' });
+  await assert.rejects(pool.explain('resnet', { input: input(), method: 'gradcam' }), PoolBusyError);
+  await Promise.all([running, queued]);
+});
+
+test('a queued job whose caller aborted is dropped before it runs', async () => {
+  const running = pool.explain('resnet', { input: input(), method: 'scorecam' });
+  const ac = new AbortController();
+  const queued = pool.explain('resnet', { input: input(), method: 'gradcam' }, { signal: ac.signal });
+  assert.equal(pool.stats().queued, 1);
+  ac.abort();
+  await assert.rejects(queued, { name: 'AbortError' });
+  assert.equal(pool.stats().queued, 0);
+  await running;
+});
+
+test('errors from the worker keep their name (unknown layer → MethodError)', async () => {
+  await assert.rejects(pool.explain('resnet', { input: input(), method: 'gradcam', layers: ['nope'] }), { name: 'MethodError' });
+});
