@@ -134,7 +134,7 @@ export class ModelRuntime {
     const logitDims = shapes.get(logits)?.dims;
     if (!logitDims || logitDims.length < 2 || logitDims[0] !== 1) throw new ModelError(`${file}: logits "${logits}" must be [1, classes], got [${logitDims?.join(', ')}]`);
     const numClasses = logitDims.slice(1).reduce((a, b) => a * b, 1);
-    const { candidates, defaultLayer } = candidateLayers(model, shapes, logits);
+    const { candidates, defaultLayer } = candidateLayers(model, shapes, logits, manifest.input.layout);
     const layer = manifest.layer ?? defaultLayer;
     if (!layer) throw new ModelError(`${file}: no 4-D feature map with spatial size > 1 leads to the logits`);
     if (manifest.layer && !shapes.has(manifest.layer)) throw new ModelError(`${file}: model.json layer "${manifest.layer}" is not a tensor of the model`);

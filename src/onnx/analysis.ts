@@ -1,7 +1,7 @@
 // Graph analysis for explanations: which tensor holds the logits, which tensors can be target layers
 // (and which is the default), and the head sub-graph between the target layers and the logits.
 import Long from 'long';
-import { ModelError, type OnnxModel } from './model.js';
+import { ModelError, attrInts, type OnnxModel } from './model.js';
 import { encodeModel, type NodeProto, type TensorProto } from './proto.js';
 import type { TensorInfo } from './session.js';
 
@@ -48,18 +48,28 @@ export interface CandidateLayer {
  * the logits depend on, in topological order. The default is the last such tensor produced by a
  * feature op (not a pooling/reshaping op): the last spatial feature map before global pooling.
  */
-export function candidateLayers(model: OnnxModel, shapes: Map<string, TensorInfo>, logits: string): { candidates: CandidateLayer[]; defaultLayer: string | undefined } {
+export function candidateLayers(
+  model: OnnxModel, shapes: Map<string, TensorInfo>, logits: string, inputLayout: 'NCHW' | 'NHWC' = 'NCHW',
+): { candidates: CandidateLayer[]; defaultLayer: string | undefined } {
   const up = ancestorsOf(model, logits);
-  const fromInput = new Set(model.inputs.map((i) => i.name));
+  // Layout of each tensor computed from the input: channels-last after Transpose [0,2,3,1] (ConvNeXt's
+  // LayerNorm, Keras exports) until [0,3,1,2]. Only channels-first maps are feature maps [1,C,h,w].
+  const layout = new Map<string, 'NCHW' | 'NHWC'>(model.inputs.map((i) => [i.name, inputLayout]));
   const candidates: CandidateLayer[] = [];
   for (const n of model.nodes) {
-    const computed = n.input.some((i) => fromInput.has(i));
-    if (!computed) continue;
+    const from = n.input.find((i) => layout.has(i));
+    if (from === undefined) continue;
+    let out = layout.get(from)!;
+    if (n.op_type === 'Transpose') {
+      const perm = attrInts(n, 'perm')?.join(',');
+      if (perm === '0,2,3,1') out = 'NHWC';
+      else if (perm === '0,3,1,2') out = 'NCHW';
+    }
     for (const o of n.output) {
       if (!o) continue;
-      fromInput.add(o);
+      layout.set(o, out);
       const s = shapes.get(o);
-      if (!s || s.type !== 'float32' || s.dims.length !== 4 || !up.has(o)) continue;
+      if (out !== 'NCHW' || !s || s.type !== 'float32' || s.dims.length !== 4 || !up.has(o)) continue;
       if (s.dims[2] * s.dims[3] <= 1) continue;
       candidates.push({ name: o, dims: s.dims, op: n.op_type, node: n.name || o });
     }
