@@ -29,14 +29,18 @@ const PREFIX = 'camserve/';
 /** Constant inputs at most this large are read eagerly so rules can use their values. */
 const SMALL_CONSTANT = 4096;
 
-/** Indices of the nodes that lie on a path from any of `targets` to `output`, in topological order. */
-export function nodesOnPath(model: OnnxModel, targets: readonly string[], output: string): number[] {
+/**
+ * Indices of the nodes that lie on a path from any of `targets` to `output`, in topological order.
+ * The path only runs through tensors for which `differentiable` holds (by default all): integer shape
+ * arithmetic downstream of a target (Shape → Gather → Cast ...) is not part of it.
+ */
+export function nodesOnPath(model: OnnxModel, targets: readonly string[], output: string, differentiable: (tensor: string) => boolean = () => true): number[] {
   const downstream = new Set<string>(targets);
   const forward = new Set<number>();
   model.nodes.forEach((n, i) => {
     if (n.input.some((t) => t && downstream.has(t))) {
       forward.add(i);
-      for (const o of n.output) if (o) downstream.add(o);
+      for (const o of n.output) if (o && differentiable(o)) downstream.add(o);
     }
   });
   const upstream = new Set<string>([output]);
@@ -66,16 +70,17 @@ class Emitter {
  */
 export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, TensorInfo>, spec: GradientSpec): Promise<GradientPatch> {
   const opset = model.opset;
-  const pathNodes = nodesOnPath(model, spec.targets, spec.output);
+  const floating = (t: string) => /float/.test(shapes.get(t)?.type ?? 'float32');
+  const pathNodes = nodesOnPath(model, spec.targets, spec.output, floating);
   const outShape = shapes.get(spec.output)?.dims;
   if (!outShape) throw new GradientError(`output tensor "${spec.output}" is not in the model`);
   for (const t of spec.targets) {
     if (!shapes.has(t)) throw new GradientError(`tensor "${t}" is not in the model`);
   }
 
-  // Tensors that carry a gradient: the targets and every output of a path node.
+  // Tensors that carry a gradient: the targets and every floating-point output of a path node.
   const active = new Set<string>(spec.targets);
-  for (const i of pathNodes) for (const o of model.nodes[i].output) if (o) active.add(o);
+  for (const i of pathNodes) for (const o of model.nodes[i].output) if (o && floating(o)) active.add(o);
 
   // Small constant inputs of path nodes, read once so that rules stay synchronous and pure.
   const constants = new Map<string, number[]>();
@@ -158,7 +163,12 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
     for (const t of node.input) {
       if (t && active.has(t)) {
         const d = shapes.get(t)?.dims;
-        if (d && d[0] !== 1) ctx.fail(`tensor "${t}" on the path must have batch 1 in axis 0 (dims [${d.join(', ')}])`);
+        if (d && d[0] !== 1) {
+          // Name the producer too: it is usually the node that moved or merged the batch axis.
+          const p = model.producer.get(t);
+          const from = p !== undefined ? `, the output of ${model.nodeLabel(model.nodes[p])},` : '';
+          ctx.fail(`tensor "${t}"${from} on the path must have batch 1 in axis 0 (dims [${d.join(', ')}])`);
+        }
       }
     }
     const dIn = rule(ctx, dOut);

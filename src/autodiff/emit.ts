@@ -23,16 +23,21 @@ export function reshapeGrad(ctx: VjpContext, g: string, forwardDims: readonly nu
   return ctx.op('Reshape', [g, ctx.constI([-1, ...forwardDims.slice(1)])]);
 }
 
-/** Slice along axes with constant bounds (inputs since opset 10). */
+/** Slice along axes with constant bounds (attributes before opset 10, inputs since). */
 export function slice(ctx: VjpContext, x: string, starts: number[], ends: number[], axes: number[], steps?: number[]): string {
+  if (ctx.opset < 10) {
+    if (steps && steps.some((s) => s !== 1)) ctx.fail(`strided slices need opset 10 (the model has opset ${ctx.opset})`);
+    return ctx.op('Slice', [x], { starts: ints(starts), ends: ints(ends), axes: ints(axes) });
+  }
   const inputs = [x, ctx.constI(starts), ctx.constI(ends), ctx.constI(axes)];
   if (steps) inputs.push(ctx.constI(steps));
   return ctx.op('Slice', inputs);
 }
 
-/** Pad with zeros (pads as an input since opset 11). */
+/** Pad with zeros (pads an attribute before opset 11, an input since). */
 export function padZeros(ctx: VjpContext, x: string, pads: readonly number[]): string {
   if (pads.every((p) => p === 0)) return x;
+  if (ctx.opset < 11) return ctx.op('Pad', [x], { pads: ints(pads) });
   return ctx.op('Pad', [x, ctx.constI(pads)], {});
 }
 

@@ -80,6 +80,12 @@ const globalAveragePool: VjpRule = (ctx, [dy]) => {
   return [expandTo(ctx, ctx.op('Mul', [dy!, scalar(ctx, 1 / count)]), xd)];
 };
 
+/** GlobalMaxPool: dX = dY where x is its channel's maximum (x ≥ y), else 0; ties each get the gradient. */
+const globalMaxPool: VjpRule = (ctx, [dy]) => {
+  const mask = ctx.op('Not', [ctx.op('Less', [ctx.node.input[0], ctx.node.output[0]])]);
+  return [ctx.op('Where', [mask, dy!, scalar(ctx, 0)])];
+};
+
 /** For every output position, how many input elements its window averaged over (ONNX/PyTorch semantics). */
 function averageDivisors(geom: WindowGeometry, inDims: number[], outDims: number[], countIncludePad: boolean): Float32Array {
   const n = geom.kernel.length;
@@ -122,6 +128,13 @@ const averagePool: VjpRule = (ctx, [dy]) => {
   return [ctx.op('ConvTranspose', [scaled, w], transposeAttrs(geom, xd, yd, channels))];
 };
 
+/** a mod m for non-negative int64 a (Mod exists since opset 10; before, a − (a / m)·m). */
+function modulo(ctx: VjpContext, a: string, m: number): string {
+  const mc = ctx.constI([m], []);
+  if (ctx.opset >= 10) return ctx.op('Mod', [a, mc]);
+  return ctx.op('Sub', [a, ctx.op('Mul', [ctx.op('Div', [a, mc]), mc])]);
+}
+
 /**
  * MaxPool: the gradient of each output goes to the input element its maximum came from. A MaxPool
  * with the Indices output is re-run on the input; each output's window offset (0..kh·kw−1) is derived
@@ -143,15 +156,18 @@ const maxPool: VjpRule = (ctx, [dy]) => {
 
   const attrs: Record<string, AttrValue | undefined> = {
     kernel_shape: ints(kernel), strides: ints(geom.strides), pads: ints(geom.pads),
-    ceil_mode: int(attrInt(ctx.node, 'ceil_mode', 0)),
   };
-  if (ctx.opset >= 10) attrs.dilations = ints(geom.dilations);
+  // dilations and ceil_mode exist since MaxPool-10; earlier opsets reject them as unknown attributes.
+  if (ctx.opset >= 10) {
+    attrs.dilations = ints(geom.dilations);
+    attrs.ceil_mode = int(attrInt(ctx.node, 'ceil_mode', 0));
+  }
   const [, indices] = ctx.emit('MaxPool', [x], attrs, 2);
 
   // Spatial position of each maximum, then its offset inside its window.
-  const pos = ctx.op('Mod', [indices, ctx.constI([H * W], [])]);
+  const pos = modulo(ctx, indices, H * W);
   const h = ctx.op('Div', [pos, ctx.constI([W], [])]);
-  const w = ctx.op('Mod', [pos, ctx.constI([W], [])]);
+  const w = modulo(ctx, pos, W);
   const rowStart = ctx.constI(Array.from({ length: Ho }, (_, i) => i * geom.strides[0] - geom.pads[0]), [1, 1, Ho, 1]);
   const colStart = ctx.constI(Array.from({ length: Wo }, (_, i) => i * geom.strides[1] - geom.pads[1]), [1, 1, 1, Wo]);
   const dh = ctx.op('Div', [ctx.op('Sub', [h, rowStart]), ctx.constI([geom.dilations[0]], [])]);
@@ -185,6 +201,7 @@ const batchNorm: VjpRule = (ctx, [dy]) => {
 export const convRules: Record<string, VjpRule> = {
   Conv: conv,
   GlobalAveragePool: globalAveragePool,
+  GlobalMaxPool: globalMaxPool,
   AveragePool: averagePool,
   MaxPool: maxPool,
   BatchNormalization: batchNorm,

@@ -1,6 +1,6 @@
 // Vector-Jacobian rules of element-wise ops: activations (dx = dy ⊙ f'(x)) and broadcasting arithmetic
 // (the gradient of a broadcast operand is summed over the axes it was broadcast along).
-import { attrFloat, attrInt } from '../../onnx/model.js';
+import { attrFloat, attrInt, attrString } from '../../onnx/model.js';
 import { reduceToShape, scalar } from '../emit.js';
 import type { VjpContext, VjpRule } from '../types.js';
 
@@ -36,6 +36,7 @@ const clip: VjpRule = (ctx, [dy]) => {
     lo = scalar(ctx, attrFloat(ctx.node, 'min', -3.4028234663852886e38));
     hi = scalar(ctx, attrFloat(ctx.node, 'max', 3.4028234663852886e38));
   } else {
+    if (ctx.needs(1) || ctx.needs(2)) ctx.fail('a clip bound is on the differentiated path');
     lo = ctx.node.input[1] || undefined;
     hi = ctx.node.input[2] || undefined;
   }
@@ -145,7 +146,111 @@ const div: VjpRule = (ctx, [dy]) => {
   ];
 };
 
+/** Reciprocal y = 1/x: dx = −dy ⊙ y². */
+const reciprocal = scaled((ctx) => {
+  const y = y0(ctx);
+  return ctx.op('Neg', [ctx.op('Mul', [y, y])]);
+});
+
+/** Softplus y = log(1 + eˣ): dx = dy ⊙ σ(x). */
+const softplus = scaled((ctx) => ctx.op('Sigmoid', [x0(ctx)]));
+
+/** Elu: dx = dy ⊙ (x > 0 ? 1 : y + alpha). */
+const elu = scaled((ctx) => {
+  const alpha = attrFloat(ctx.node, 'alpha', 1);
+  return ctx.op('Where', [ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), scalar(ctx, 1), ctx.op('Add', [y0(ctx), scalar(ctx, alpha)])]);
+});
+
+/** PRelu with a constant slope (broadcast against x): dx = dy ⊙ (x > 0 ? 1 : slope). */
+const prelu: VjpRule = (ctx, [dy]) => {
+  if (ctx.needs(1)) ctx.fail('the slope is on the differentiated path');
+  const f = ctx.op('Where', [ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), scalar(ctx, 1), ctx.node.input[1]]);
+  return [ctx.op('Mul', [dy!, f])];
+};
+
+/** Mish y = x·tanh(softplus(x)): with ω = tanh(softplus(x)), dx = dy ⊙ (ω + x·(1 − ω²)·σ(x)). */
+const mish = scaled((ctx) => {
+  const x = x0(ctx);
+  const w = ctx.op('Tanh', [ctx.op('Softplus', [x])]);
+  const sech2 = ctx.op('Sub', [scalar(ctx, 1), ctx.op('Mul', [w, w])]);
+  return ctx.op('Add', [w, ctx.op('Mul', [ctx.op('Mul', [x, sech2]), ctx.op('Sigmoid', [x])])]);
+});
+
+/**
+ * Gelu (opset 20). approximate = 'none': y = x·Φ(x), dx = dy ⊙ (Φ(x) + x·φ(x)) with Φ(x) = (1 + erf(x/√2))/2,
+ * φ(x) = e^(−x²/2)/√(2π). approximate = 'tanh': y = x·(1 + t)/2 with t = tanh(√(2/π)·(x + 0.044715x³)),
+ * dx = dy ⊙ ((1 + t)/2 + x·(1 − t²)·√(2/π)·(1 + 3·0.044715x²)/2).
+ */
+const gelu = scaled((ctx) => {
+  const x = x0(ctx);
+  const x2 = ctx.op('Mul', [x, x]);
+  if (attrString(ctx.node, 'approximate', 'none') === 'tanh') {
+    const c = Math.sqrt(2 / Math.PI);
+    const inner = ctx.op('Mul', [ctx.op('Add', [x, ctx.op('Mul', [ctx.op('Mul', [x2, x]), scalar(ctx, 0.044715)])]), scalar(ctx, c)]);
+    const t = ctx.op('Tanh', [inner]);
+    const half = ctx.op('Mul', [ctx.op('Add', [t, scalar(ctx, 1)]), scalar(ctx, 0.5)]);
+    const dInner = ctx.op('Add', [ctx.op('Mul', [x2, scalar(ctx, 3 * 0.044715 * c)]), scalar(ctx, c)]);
+    const sech2 = ctx.op('Sub', [scalar(ctx, 1), ctx.op('Mul', [t, t])]);
+    return ctx.op('Add', [half, ctx.op('Mul', [ctx.op('Mul', [ctx.op('Mul', [x, sech2]), dInner]), scalar(ctx, 0.5)])]);
+  }
+  const cdf = ctx.op('Mul', [ctx.op('Add', [ctx.op('Erf', [ctx.op('Mul', [x, scalar(ctx, Math.SQRT1_2)])]), scalar(ctx, 1)]), scalar(ctx, 0.5)]);
+  const pdf = ctx.op('Mul', [ctx.op('Exp', [ctx.op('Mul', [x2, scalar(ctx, -0.5)])]), scalar(ctx, 1 / Math.sqrt(2 * Math.PI))]);
+  return ctx.op('Add', [cdf, ctx.op('Mul', [x, pdf])]);
+});
+
+/** Sum (variadic, broadcasting): dX_i = Σ_broadcast dy. */
+const sum: VjpRule = (ctx, [dy]) => {
+  const yd = ctx.shape(y0(ctx));
+  return ctx.node.input.map((t, i) => (ctx.needs(i) ? reduceToShape(ctx, dy!, yd, ctx.shape(t)) : undefined));
+};
+
+/** Mean (variadic, broadcasting): dX_i = Σ_broadcast dy / n. */
+const mean: VjpRule = (ctx, [dy]) => {
+  const yd = ctx.shape(y0(ctx));
+  const g = ctx.op('Mul', [dy!, scalar(ctx, 1 / ctx.node.input.length)]);
+  return ctx.node.input.map((t, i) => (ctx.needs(i) ? reduceToShape(ctx, g, yd, ctx.shape(t)) : undefined));
+};
+
+/**
+ * Max / Min (variadic, broadcasting): dX_i = Σ_broadcast dy ⊙ [x_i is the extremum], the mask being
+ * x_i ≥ y for Max (x_i ≤ y for Min). Tied inputs each get the full gradient.
+ */
+function extremum(isMax: boolean): VjpRule {
+  return (ctx, [dy]) => {
+    const y = y0(ctx);
+    const yd = ctx.shape(y);
+    return ctx.node.input.map((t, i) => {
+      if (!ctx.needs(i)) return undefined;
+      const mask = ctx.op('Not', [ctx.op(isMax ? 'Less' : 'Greater', [t, y])]);
+      return reduceToShape(ctx, ctx.op('Where', [mask, dy!, scalar(ctx, 0)]), yd, ctx.shape(t));
+    });
+  };
+}
+
+/** Where(cond, A, B): dA = Σ_broadcast dy where cond, dB = Σ_broadcast dy where not cond. */
+const where: VjpRule = (ctx, [dy]) => {
+  const [cond, a, b] = ctx.node.input;
+  const yd = ctx.shape(y0(ctx));
+  const zero = scalar(ctx, 0);
+  return [
+    undefined,
+    ctx.needs(1) ? reduceToShape(ctx, ctx.op('Where', [cond, dy!, zero]), yd, ctx.shape(a)) : undefined,
+    ctx.needs(2) ? reduceToShape(ctx, ctx.op('Where', [cond, zero, dy!]), yd, ctx.shape(b)) : undefined,
+  ];
+};
+
 export const elementwiseRules: Record<string, VjpRule> = {
+  Where: where,
+  Reciprocal: reciprocal,
+  Softplus: softplus,
+  Elu: elu,
+  PRelu: prelu,
+  Mish: mish,
+  Gelu: gelu,
+  Sum: sum,
+  Mean: mean,
+  Max: extremum(true),
+  Min: extremum(false),
   Relu: relu,
   LeakyRelu: leakyRelu,
   Clip: clip,

@@ -2,7 +2,7 @@
 // tensors, attention-like products), with broadcasting of batched MatMul.
 import { float, int, ints } from '../../onnx/builder.js';
 import { attrFloat, attrInt } from '../../onnx/model.js';
-import { reduceSum } from '../emit.js';
+import { reduceSum, scalar } from '../emit.js';
 import type { VjpContext, VjpRule } from '../types.js';
 
 /** Gemm Y = α·A'·B' + β·C (A' = transA ? Aᵀ : A): dA = α·dY·B'ᵀ; A must be [1, F] (batch in axis 0). */
@@ -13,8 +13,12 @@ const gemm: VjpRule = (ctx, [dy]) => {
   const alpha = attrFloat(ctx.node, 'alpha', 1);
   const transB = attrInt(ctx.node, 'transB', 0);
   // dA = dY · B'ᵀ: with B' = Bᵀ (transB = 1) that is dY · B, otherwise dY · Bᵀ.
-  const dA = ctx.op('Gemm', [dy!, b], { transB: int(transB ? 0 : 1), alpha: alpha !== 1 ? float(alpha) : undefined });
-  return [dA];
+  if (ctx.opset >= 11) {
+    return [ctx.op('Gemm', [dy!, b], { transB: int(transB ? 0 : 1), alpha: alpha !== 1 ? float(alpha) : undefined })];
+  }
+  // Before opset 11 Gemm requires C: use MatMul instead.
+  const dA = ctx.op('MatMul', [dy!, transB ? b : ctx.op('Transpose', [b], { perm: ints([1, 0]) })]);
+  return [alpha !== 1 ? ctx.op('Mul', [dA, scalar(ctx, alpha)]) : dA];
 };
 
 function swapLastTwo(ctx: VjpContext, t: string, rank: number): string {

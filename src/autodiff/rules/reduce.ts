@@ -31,17 +31,28 @@ function reduceBack(inputSince: number, mean: boolean): VjpRule {
 }
 
 /**
- * Softmax: dx = y ⊙ (dy − Σ_axis dy ⊙ y). Before opset 13 Softmax normalises over all axes from `axis`
- * on (the input coerced to 2-D; default axis 1); from 13 over the one axis (default −1).
+ * The axes a Softmax/LogSoftmax normalises over: before opset 13 all axes from `axis` on (the input
+ * coerced to 2-D; default axis 1); from 13 the one axis (default −1).
  */
+function softmaxAxes(ctx: VjpContext, rank: number): number[] {
+  const axis = normAxis(attrInt(ctx.node, 'axis', ctx.opset >= 13 ? -1 : 1), rank);
+  if (axis === 0) ctx.fail(`${ctx.node.op_type} over the batch axis`);
+  return ctx.opset >= 13 ? [axis] : Array.from({ length: rank - axis }, (_, i) => axis + i);
+}
+
+/** Softmax: dx = y ⊙ (dy − Σ_axes dy ⊙ y). */
 const softmax: VjpRule = (ctx, [dy]) => {
   const y = ctx.node.output[0];
-  const rank = ctx.shape(y).length;
-  const axis = normAxis(attrInt(ctx.node, 'axis', ctx.opset >= 13 ? -1 : 1), rank);
-  if (axis === 0) ctx.fail('softmax over the batch axis');
-  const axes = ctx.opset >= 13 ? [axis] : Array.from({ length: rank - axis }, (_, i) => axis + i);
+  const axes = softmaxAxes(ctx, ctx.shape(y).length);
   const s = reduceSum(ctx, ctx.op('Mul', [dy!, y]), axes, true);
   return [ctx.op('Mul', [y, ctx.op('Sub', [dy!, s])])];
+};
+
+/** LogSoftmax: dx = dy − eʸ ⊙ Σ_axes dy (eʸ is the softmax). */
+const logSoftmax: VjpRule = (ctx, [dy]) => {
+  const y = ctx.node.output[0];
+  const axes = softmaxAxes(ctx, ctx.shape(y).length);
+  return [ctx.op('Sub', [dy!, ctx.op('Mul', [ctx.op('Exp', [y]), reduceSum(ctx, dy!, axes, true)])])];
 };
 
 /**
@@ -72,5 +83,6 @@ export const reduceRules: Record<string, VjpRule> = {
   ReduceSum: reduceBack(13, false),
   ReduceMean: reduceBack(18, true),
   Softmax: softmax,
+  LogSoftmax: logSoftmax,
   LayerNormalization: layerNorm,
 };

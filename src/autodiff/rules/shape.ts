@@ -2,7 +2,7 @@
 // Transpose (inverse permutation), Concat/Split (slice/concatenate), Slice/Pad (pad/slice).
 import { int, ints } from '../../onnx/builder.js';
 import { attrInt, attrInts, attrString } from '../../onnx/model.js';
-import { normAxis, padZeros, reshapeGrad, slice, zerosGrad } from '../emit.js';
+import { normAxis, padZeros, reduceToShape, reshapeGrad, slice, unsqueeze, zerosGrad } from '../emit.js';
 import type { VjpRule } from '../types.js';
 
 /** Reshape, Flatten, Squeeze, Unsqueeze: dX = dY reshaped to X's dims (batch axis kept as K). */
@@ -49,7 +49,7 @@ function clampIndex(v: number, dim: number, step: number): number {
   return i;
 }
 
-/** Slice (unit steps): dX = dY zero-padded back to X's extent. */
+/** Slice (unit steps): dX = dY zero-padded back to X's extent (pads = [starts, dims − ends] after clamping). */
 const sliceRule: VjpRule = (ctx, [dy]) => {
   const xd = ctx.shape(ctx.node.input[0]);
   const n = ctx.node;
@@ -73,9 +73,10 @@ const sliceRule: VjpRule = (ctx, [dy]) => {
     const axis = normAxis(axes ? axes[i] : i, rank);
     const step = steps ? steps[i] : 1;
     if (step !== 1) ctx.fail('strided slicing is not supported');
-    if (axis === 0) ctx.fail('slicing the batch axis');
     const b = clampIndex(s, xd[axis], 1);
     const e = Math.max(b, clampIndex(ends[i], xd[axis], 1));
+    // Slices without an axes input name every axis; keeping the whole batch axis is harmless.
+    if (axis === 0 && (b !== 0 || e !== xd[0])) ctx.fail('slicing the batch axis');
     pads[axis] = b;
     pads[rank + axis] = xd[axis] - e;
   });
@@ -112,7 +113,44 @@ const pad: VjpRule = (ctx, [dy]) => {
   return [axes.length ? slice(ctx, dy!, starts, ends, axes) : dy];
 };
 
+/** Expand (numpy broadcasting to a shape): dX = dY summed over the axes X was broadcast along. */
+const expand: VjpRule = (ctx, [dy]) => {
+  const x = ctx.node.input[0];
+  return [reduceToShape(ctx, dy!, ctx.shape(ctx.node.output[0]), ctx.shape(x))];
+};
+
+/**
+ * Gather along `axis` with constant indices of rank 0 or 1 (x[:, 0] for a class token, a channel subset):
+ * dX = dY contracted with the one-hot matrix M[j, i] = [indices_j = i] along the axis (repeated indices add).
+ * A scalar index first gets its axis back by Unsqueeze.
+ */
+const gather: VjpRule = (ctx, [dy]) => {
+  const [x, idx] = ctx.node.input;
+  const xd = ctx.shape(x);
+  const rank = xd.length;
+  const axis = normAxis(attrInt(ctx.node, 'axis', 0), rank);
+  if (axis === 0) ctx.fail('gathering along the batch axis');
+  const indices = ctx.requireConstant(idx, 'indices');
+  const idxRank = ctx.shape(idx).length;
+  if (idxRank > 1) ctx.fail('only scalar or 1-D indices are supported');
+  const dim = xd[axis];
+  const oneHot = new Float32Array(indices.length * dim);
+  indices.forEach((v, j) => { oneHot[j * dim + (v < 0 ? v + dim : v)] = 1; });
+  const g = idxRank === 0 ? unsqueeze(ctx, dy!, [axis]) : dy!;
+  const m = ctx.constF(oneHot, [indices.length, dim]);
+  if (axis === rank - 1) return [ctx.op('MatMul', [g, m])];
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  perm.splice(axis, 1);
+  perm.push(axis);
+  const inverse = new Array<number>(rank);
+  perm.forEach((p, i) => { inverse[p] = i; });
+  const moved = ctx.op('MatMul', [ctx.op('Transpose', [g], { perm: ints(perm) }), m]);
+  return [ctx.op('Transpose', [moved], { perm: ints(inverse) })];
+};
+
 export const shapeRules: Record<string, VjpRule> = {
+  Gather: gather,
+  Expand: expand,
   Reshape: reshapeBack,
   Flatten: reshapeBack,
   Squeeze: reshapeBack,

@@ -1,0 +1,162 @@
+// What buildGradientPatch refuses, and that its GradientError names the op type and the node, so a
+// user can find the culprit in the model: ops without a rule on the path, and rule preconditions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { buildGradientPatch } from '../../src/autodiff/builder.js';
+import { GradientError } from '../../src/autodiff/types.js';
+import { floatTensor, int, int64Tensor, ints, makeNode, str } from '../../src/onnx/builder.js';
+import { OnnxModel } from '../../src/onnx/model.js';
+import type { NodeProto, TensorProto } from '../../src/onnx/proto.js';
+import { probeShapes } from '../../src/onnx/session.js';
+import { uniform } from '../helpers/fd.js';
+import { buildModelBytes } from '../helpers/graph.js';
+import { count } from './harness.js';
+
+interface ErrorCase {
+  nodes: NodeProto[];
+  inputs?: Record<string, number[]>;
+  initializers?: TensorProto[];
+  opset?: number;
+  targets?: string[];
+  output?: string;
+}
+
+/** Builds the model, probes its shapes and asks for the gradient of `output` w.r.t. `targets`. */
+async function patch(c: ErrorCase) {
+  const inputs = c.inputs ?? { x: [1, 2, 4, 4] };
+  const output = c.output ?? 'y';
+  const bytes = buildModelBytes({
+    nodes: c.nodes,
+    inputs: Object.entries(inputs).map(([name, dims]) => ({ name, dims })),
+    outputs: [output],
+    initializers: c.initializers,
+    opset: c.opset ?? 13,
+  });
+  const model = await OnnxModel.fromBytes(bytes, 'errors.onnx');
+  const feeds = Object.fromEntries(Object.entries(inputs).map(([n, d]) => [n, new ort.Tensor('float32', uniform(count(d), 1), d)]));
+  const shapes = await probeShapes(model, feeds);
+  return buildGradientPatch(model, shapes, { targets: c.targets ?? Object.keys(inputs), output });
+}
+
+/** Asserts a GradientError whose message matches every pattern. */
+async function rejectsWith(c: ErrorCase, ...patterns: RegExp[]) {
+  await assert.rejects(patch(c), (e: unknown) => {
+    assert.ok(e instanceof GradientError, `expected a GradientError, got ${String(e)}`);
+    for (const p of patterns) assert.match(e.message, p);
+    return true;
+  });
+}
+
+test('an op with no rule on the path (Sin) is rejected, naming the op type and the node', async () => {
+  await rejectsWith(
+    { nodes: [makeNode('Relu', ['x'], ['r']), makeNode('Sin', ['r'], ['s'], {}, 'my_sine'), makeNode('Relu', ['s'], ['y'])] },
+    /\bSin\b/, /"my_sine"/, /no gradient rule/,
+  );
+});
+
+test('TopK on the path (values output used) is rejected, naming the op type and the node', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Flatten', ['x'], ['f']), makeNode('TopK', ['f', 'k'], ['y', 'idx'], { axis: int(-1) }, 'top5')],
+      initializers: [int64Tensor('k', [1], [5])],
+    },
+    /\bTopK\b/, /"top5"/,
+  );
+});
+
+test('an op from another domain (com.microsoft) is rejected with its domain', async () => {
+  // onnxruntime could not probe this graph (the test helper imports the default domain only), so the
+  // builder gets hand-written shapes.
+  const node = { ...makeNode('Gelu', ['x'], ['y'], {}, 'ms_gelu'), domain: 'com.microsoft' };
+  const model = await OnnxModel.fromBytes(buildModelBytes({ nodes: [node], inputs: [{ name: 'x', dims: [1, 4] }], outputs: ['y'] }), 'ms.onnx');
+  const shapes = new Map([['x', { dims: [1, 4], type: 'float32' as const }], ['y', { dims: [1, 4], type: 'float32' as const }]]);
+  await assert.rejects(buildGradientPatch(model, shapes, { targets: ['x'], output: 'y' }), (e: unknown) => {
+    assert.ok(e instanceof GradientError, `expected a GradientError, got ${String(e)}`);
+    assert.match(e.message, /com\.microsoft\.Gelu/);
+    assert.match(e.message, /"ms_gelu"/);
+    return true;
+  });
+});
+
+test('Transpose moving the batch axis fails its precondition, naming the op type and the node', async () => {
+  await rejectsWith(
+    { nodes: [makeNode('Transpose', ['x'], ['y'], { perm: ints([1, 0, 2, 3]) }, 'swap_batch')] },
+    /\bTranspose\b/, /"swap_batch"/, /moves the batch axis/,
+  );
+});
+
+test('a batch axis moved mid-graph is blamed on the node that produced the tensor (Transpose), not only on its consumer', async () => {
+  await rejectsWith(
+    { nodes: [makeNode('Transpose', ['x'], ['t'], { perm: ints([1, 0, 2, 3]) }, 'swap_batch'), makeNode('Relu', ['t'], ['y'], {}, 'act')] },
+    /Transpose node "swap_batch"/, /Relu node "act"/, /batch 1/,
+  );
+});
+
+test('Transpose without perm (reverses all axes, batch last) fails its precondition', async () => {
+  await rejectsWith({ nodes: [makeNode('Transpose', ['x'], ['y'], {}, 'reverse')] }, /\bTranspose\b/, /"reverse"/, /batch axis/);
+});
+
+test('Gemm with transA = 1 fails its precondition', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Gemm', ['x', 'b'], ['y'], { transA: int(1) }, 'fc_t')],
+      inputs: { x: [1, 4] },
+      initializers: [floatTensor('b', [1, 3], uniform(3, 2))],
+    },
+    /\bGemm\b/, /"fc_t"/, /transA/,
+  );
+});
+
+test('Pow with the exponent on the path fails its precondition', async () => {
+  await rejectsWith({ nodes: [makeNode('Pow', ['x', 'x'], ['y'], {}, 'x_pow_x')] }, /\bPow\b/, /"x_pow_x"/, /exponent/);
+});
+
+test('Clip with a bound on the path is rejected (the bound would silently get no gradient)', async () => {
+  await rejectsWith(
+    { nodes: [makeNode('Neg', ['x'], ['nx']), makeNode('Clip', ['x', 'nx'], ['y'], {}, 'self_clip')], inputs: { x: [1] } },
+    /\bClip\b/, /"self_clip"/, /bound/,
+  );
+});
+
+test('Conv with its weights on the path is rejected', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Mul', ['x', 'two'], ['x2']), makeNode('Reshape', ['x2', 'ws'], ['wx']), makeNode('Conv', ['x', 'wx'], ['y'], {}, 'dyn_conv')],
+      inputs: { x: [1, 1, 2, 2] },
+      initializers: [floatTensor('two', [], [2]), int64Tensor('ws', [4], [1, 1, 2, 2])],
+    },
+    /\bConv\b/, /"dyn_conv"/, /weights/,
+  );
+});
+
+test('Slice with steps 2 is rejected as strided', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Slice', ['x', 's', 'e', 'a', 'st'], ['y'], {}, 'every_other')],
+      initializers: [int64Tensor('s', [1], [0]), int64Tensor('e', [1], [4]), int64Tensor('a', [1], [3]), int64Tensor('st', [1], [2])],
+    },
+    /\bSlice\b/, /"every_other"/, /strided/,
+  );
+});
+
+test('Pad in reflect mode is rejected', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Pad', ['x', 'p'], ['y'], { mode: str('reflect') }, 'mirror')],
+      initializers: [int64Tensor('p', [8], [0, 0, 1, 1, 0, 0, 1, 1])],
+    },
+    /\bPad\b/, /"mirror"/, /constant/,
+  );
+});
+
+test('Concat along the batch axis is rejected', async () => {
+  await rejectsWith({ nodes: [makeNode('Concat', ['x', 'x'], ['y'], { axis: int(0) }, 'stack')] }, /\bConcat\b/, /"stack"/, /batch axis/);
+});
+
+test('a target that does not lead to the output is rejected', async () => {
+  await assert.rejects(
+    patch({ nodes: [makeNode('Relu', ['x'], ['y'])], inputs: { x: [1, 2], z: [1, 2] }, targets: ['z'] }),
+    (e: unknown) => e instanceof GradientError && /"z"/.test(e.message) && /does not lead/.test(e.message),
+  );
+});
