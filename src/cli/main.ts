@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// camserve's command line: explain an image offline (no server), list a model's layers.
+// Usage: camserve explain <image> --model <dir|model.onnx> [options]   (see `camserve --help`)
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { METHOD_NAMES, isMethodName, type MethodName } from '../cam/types.js';
+import { decodeImage, inputGeometry, mapToImage, toModelInput } from '../models/preprocess.js';
+import { ModelRuntime } from '../models/runtime.js';
+import { classScores, topK } from '../models/scores.js';
+import { COLORMAP_NAMES, isColormapName, normalizeMap, renderHeatmap, renderOverlay } from '../render/index.js';
+
+const HELP = `camserve — class activation maps for ONNX image models
+
+Usage:
+  camserve explain <image> --model <dir|model.onnx> [options]
+  camserve layers --model <dir|model.onnx>
+
+explain options:
+  -m, --model <path>       model folder (model.onnx + optional model.json, labels.txt) or .onnx file
+  --method <name>          ${METHOD_NAMES.join(' | ')} (default gradcam)
+  -t, --target <list>      class indices or labels, comma-separated (default: the top class)
+  -k, --topk <n>           explain the n best classes
+  -l, --layer <list>       target tensor name(s), comma-separated (default: the model's default layer)
+  -o, --out <file.png>     write the overlay (several classes: <file>-<index>.png)
+  --heatmap                write the colour map alone instead of the overlay
+  --alpha <0..1>           image weight in the overlay (default 0.5)
+  --colormap <name>        ${COLORMAP_NAMES.join(' | ')} (default jet)
+  --eigen-smooth           first principal component instead of the weighted sum
+  --aug-smooth             mean over horizontal flip × brightness 0.9/1/1.1
+  --json                   print the result (predictions, raw maps) as JSON
+  -h, --help
+`;
+
+class UsageError extends Error {}
+
+function list(v: string | undefined): string[] {
+  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [];
+}
+
+function parseTargets(values: string[], labels: string[] | undefined, numClasses: number): number[] {
+  return values.map((v) => {
+    if (/^\d+$/.test(v)) {
+      const i = Number(v);
+      if (i >= numClasses) throw new UsageError(`--target ${v}: the model has classes 0..${numClasses - 1}`);
+      return i;
+    }
+    const i = labels?.indexOf(v) ?? -1;
+    if (i < 0) throw new UsageError(`--target ${v}: not a class index or label${labels ? ` (labels: ${labels.join(', ')})` : ''}`);
+    return i;
+  });
+}
+
+async function explain(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true,
+    options: {
+      model: { type: 'string', short: 'm' }, method: { type: 'string', default: 'gradcam' },
+      target: { type: 'string', short: 't' }, topk: { type: 'string', short: 'k' }, layer: { type: 'string', short: 'l' },
+      out: { type: 'string', short: 'o' }, heatmap: { type: 'boolean' }, alpha: { type: 'string', default: '0.5' },
+      colormap: { type: 'string', default: 'jet' }, 'eigen-smooth': { type: 'boolean' }, 'aug-smooth': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('explain takes one image file');
+  if (!values.model) throw new UsageError('--model is required');
+  if (!isMethodName(values.method!)) throw new UsageError(`--method ${values.method}: expected one of ${METHOD_NAMES.join(', ')}`);
+  const method: MethodName = values.method;
+  const alpha = Number(values.alpha);
+  if (!(alpha >= 0 && alpha <= 1)) throw new UsageError(`--alpha ${values.alpha}: expected a number in [0, 1]`);
+  if (!isColormapName(values.colormap!)) throw new UsageError(`--colormap ${values.colormap}: expected one of ${COLORMAP_NAMES.join(', ')}`);
+  const colormap = values.colormap;
+  const topk = values.topk === undefined ? undefined : Number(values.topk);
+  if (topk !== undefined && !(Number.isInteger(topk) && topk >= 1)) throw new UsageError(`--topk ${values.topk}: expected a positive integer`);
+
+  const image = await decodeImage(await readFile(positionals[0]), { maxPixels: 100_000_000, maxSide: 4096 });
+  const rt = await ModelRuntime.load(values.model);
+  try {
+    const { info } = rt;
+    const targets = parseTargets(list(values.target), info.manifest.labels, info.numClasses);
+    const input = await toModelInput(image.rgb, info);
+    const result = await rt.explain({
+      input, method, targets: targets.length ? targets : undefined, topk, layers: list(values.layer),
+      eigenSmooth: values['eigen-smooth'], augSmooth: values['aug-smooth'],
+    });
+    const scores = classScores(result.logits, info.manifest.multiLabel);
+    const label = (i: number) => info.manifest.labels?.[i] ?? String(i);
+    const layers = list(values.layer).length ? list(values.layer) : [info.defaultLayer];
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({
+        model: info.id, method, layers,
+        image: { width: image.width, height: image.height },
+        predictions: topK(scores, 5).map((i) => ({ index: i, label: label(i), score: scores[i] })),
+        explanations: result.explanations.map((e) => ({
+          target: { index: e.target.index, label: label(e.target.index), score: scores[e.target.index] },
+          cam: { width: e.map.width, height: e.map.height, data: Array.from(e.map.data) },
+        })),
+        timings_ms: result.timings,
+      })}\n`);
+    } else {
+      process.stdout.write(`${info.id}: top predictions\n`);
+      for (const i of topK(scores, 5)) process.stdout.write(`  ${String(i).padStart(4)}  ${scores[i].toFixed(4)}  ${label(i)}\n`);
+      process.stdout.write(`${method} at ${layers.join(', ')}\n`);
+    }
+    if (values.out) {
+      const g = inputGeometry(image.rgb, { width: info.inputSize.width, height: info.inputSize.height }, info.manifest.input.resize);
+      for (const e of result.explanations) {
+        const map = mapToImage(normalizeMap(e.map), g, image.rgb.width, image.rgb.height);
+        const png = values.heatmap
+          ? await renderHeatmap({ map, width: map.width, height: map.height, colormap, normalize: false })
+          : await renderOverlay({ image: image.rgb, map, alpha, colormap, normalize: false });
+        const ext = path.extname(values.out);
+        const file = result.explanations.length === 1 ? values.out : `${values.out.slice(0, values.out.length - ext.length)}-${e.target.index}${ext || '.png'}`;
+        await writeFile(file, png);
+        if (!values.json) process.stdout.write(`  class ${e.target.index} (${label(e.target.index)}, score ${scores[e.target.index].toFixed(4)}) → ${file}\n`);
+      }
+    }
+  } finally {
+    await rt.release();
+  }
+}
+
+async function layers(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { model: { type: 'string', short: 'm' } } });
+  if (!values.model) throw new UsageError('--model is required');
+  const rt = await ModelRuntime.load(values.model);
+  const { info } = rt;
+  process.stdout.write(`${info.id}: input ${info.inputName} [${info.inputDims.join(', ')}], logits ${info.logits} (${info.numClasses} classes), opset ${info.opset}\n`);
+  for (const c of info.candidateLayers) {
+    process.stdout.write(`${c.name === info.defaultLayer ? '*' : ' '} ${c.name}  [${c.dims.join(', ')}]  ${c.op}\n`);
+  }
+  await rt.release();
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (!command || command === '-h' || command === '--help' || rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(HELP);
+      return command ? 0 : 2;
+    }
+    if (command === 'explain') await explain(rest);
+    else if (command === 'layers') await layers(rest);
+    else throw new UsageError(`unknown command ${command}`);
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    process.stderr.write(`camserve: ${err.message}\n`);
+    return err instanceof UsageError || err.name === 'TypeError' && /parseArgs|option/i.test(err.message) ? 2 : 1;
+  }
+}
+
+const isEntry = process.argv[1] && path.resolve(process.argv[1]).replace(/\.ts$/, '.js') === new URL(import.meta.url).pathname.replace(/\.ts$/, '.js');
+if (isEntry) {
+  // `camserve layers … | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); else throw e; });
+  void main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

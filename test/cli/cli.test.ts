@@ -1,0 +1,52 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { FIXTURES } from '../helpers/fixtures.js';
+
+const run = promisify(execFile);
+const CLI = path.resolve('src/cli/main.ts');
+const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', CLI, ...args]);
+const IMAGE = path.resolve('examples/star-ring.png');
+const MODEL = path.join(FIXTURES, 'resnet');
+
+test('explain prints the top predictions and writes one overlay per class at the image size', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-cli-'));
+  const { stdout } = await cli('explain', IMAGE, '--model', MODEL, '--topk', '2', '--out', path.join(dir, 'cam.png'));
+  assert.match(stdout, /resnet: top predictions/);
+  const files = [...stdout.matchAll(/→ (\S+\.png)/g)].map((m) => m[1]);
+  assert.equal(files.length, 2);
+  for (const f of files) {
+    const meta = await sharp(await readFile(f)).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 128, 128]);
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('explain --json gives predictions and the raw map of the requested class and layer', async () => {
+  const { stdout } = await cli('explain', IMAGE, '-m', MODEL, '--json', '--method', 'layercam', '--target', '3', '--layer', '/layer2/layer2.0/relu_1/Relu_output_0');
+  const r = JSON.parse(stdout);
+  assert.equal(r.method, 'layercam');
+  assert.equal(r.predictions.length, 5);
+  assert.equal(r.explanations[0].target.index, 3);
+  assert.deepEqual([r.explanations[0].cam.width, r.explanations[0].cam.height], [8, 8]);
+  assert.equal(r.explanations[0].cam.data.length, 64);
+});
+
+test('a bad option exits with status 2 and says what was expected', async () => {
+  await assert.rejects(cli('explain', IMAGE, '-m', MODEL, '--method', 'nope'), (e: { code: number; stderr: string }) => {
+    assert.equal(e.code, 2);
+    assert.match(e.stderr, /--method nope: expected one of gradcam/);
+    return true;
+  });
+  await assert.rejects(cli('explain', IMAGE, '-m', MODEL, '--target', 'zebra'), (e: { code: number; stderr: string }) => e.code === 2 && /not a class index or label/.test(e.stderr));
+});
+
+test('layers lists the candidate layers and marks the default', async () => {
+  const { stdout } = await cli('layers', '-m', MODEL);
+  assert.match(stdout, /^\* \/layer4\/layer4\.0\/relu_1\/Relu_output_0 {2}\[1, 64, 2, 2\]/m);
+});
