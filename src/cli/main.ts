@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // camserve's command line: explain an image offline (no server), list a model's layers.
 // Usage: camserve explain <image> --model <dir|model.onnx> [options]   (see `camserve --help`)
+import { realpathSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { METHOD_NAMES, isMethodName, type MethodName } from '../cam/types.js';
@@ -150,7 +152,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] && path.resolve(process.argv[1]).replace(/\.ts$/, '.js') === new URL(import.meta.url).pathname.replace(/\.ts$/, '.js');
+// Run when executed directly (also through npm's bin symlink), not when imported.
+const isEntry = !!process.argv[1] && realpathSync(path.resolve(process.argv[1])) === realpathSync(fileURLToPath(import.meta.url));
 if (isEntry) {
   // `camserve layers … | head` closes the pipe early: that is not an error.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); else throw e; });
