@@ -1,0 +1,195 @@
+// camserve's web page: choose or drop an image, pick model, method, layer and class; the page asks
+// POST /cam for JSON with the overlay PNG (include_png=true) and shows it beside the original.
+const $ = (id) => document.getElementById(id);
+const el = {
+  file: $('file'), drop: $('drop'), model: $('model'), modelInfo: $('model-info'), method: $('method'), layer: $('layer'),
+  classes: $('classes'), alpha: $('alpha'), alphaValue: $('alpha-value'), colormap: $('colormap'),
+  original: $('original'), overlay: $('overlay'), explained: $('explained'), status: $('status'),
+};
+
+const state = {
+  image: null,         // the chosen File
+  models: new Map(),   // id → summary from GET /models
+  details: null,       // GET /models/{id} of the chosen model
+  target: null,        // class index chosen by the user (null: the top class)
+  predictions: [],
+  inflight: null,      // AbortController of the running request
+};
+
+function option(value, text, extra = {}) {
+  const o = document.createElement('option');
+  o.value = value;
+  o.textContent = text;
+  Object.assign(o, extra);
+  return o;
+}
+
+function setStatus(text, isError = false) {
+  el.status.textContent = text;
+  el.status.classList.toggle('error', isError);
+}
+
+/** problem+json → one readable line */
+async function problemText(res) {
+  try {
+    const p = await res.json();
+    let text = `${p.title ?? res.statusText} (${res.status}): ${p.detail ?? ''}`;
+    if (p.parameter) text += ` [parameter ${p.parameter}]`;
+    return text;
+  } catch {
+    return `${res.status} ${res.statusText}`;
+  }
+}
+
+function className(index) {
+  return state.details?.labels?.[index] ?? `class ${index}`;
+}
+
+async function loadModels() {
+  const res = await fetch('models');
+  if (!res.ok) throw new Error(await problemText(res));
+  const list = await res.json();
+  el.model.replaceChildren();
+  for (const m of list.models) {
+    state.models.set(m.id, m);
+    const label = m.status === 'ready' ? m.id + (m.description ? ` — ${m.description}` : '') : `${m.id} (failed to load)`;
+    el.model.append(option(m.id, label, { disabled: m.status !== 'ready', title: m.status === 'ready' ? '' : m.error }));
+  }
+  if (list.default) el.model.value = list.default;
+  el.method.replaceChildren(...list.methods.map((m) => option(m, m)));
+  el.method.value = 'gradcam';
+  el.colormap.replaceChildren(...list.colormaps.map((c) => option(c, c)));
+  el.colormap.value = 'jet';
+  await loadModel();
+}
+
+async function loadModel() {
+  const id = el.model.value;
+  if (!id) return;
+  const res = await fetch(`models/${encodeURIComponent(id)}`);
+  if (!res.ok) throw new Error(await problemText(res));
+  state.details = await res.json();
+  const d = state.details;
+  el.modelInfo.textContent = `${d.num_classes} classes, input ${d.input.size.width}×${d.input.size.height} ${d.input.channels}` +
+    (d.multi_label ? ', multi-label (sigmoid scores)' : '') + (d.warning ? ` — ${d.warning}` : '');
+  el.layer.replaceChildren(option('', `default (${d.default_layer})`));
+  for (const c of d.candidate_layers) {
+    if (c.name === d.default_layer) continue;
+    el.layer.append(option(c.name, `${c.name}  [${c.dims.slice(1).join('×')}]`));
+  }
+  state.target = null;
+  state.predictions = [];
+  renderClasses();
+}
+
+function renderClasses(explained) {
+  el.classes.replaceChildren();
+  if (!state.predictions.length) {
+    const li = document.createElement('li');
+    li.className = 'hint';
+    li.textContent = 'Top classes appear here once an image is explained.';
+    el.classes.append(li);
+    return;
+  }
+  for (const p of state.predictions) {
+    const li = document.createElement('li');
+    const label = document.createElement('label');
+    const radio = document.createElement('input');
+    radio.type = 'radio';
+    radio.name = 'target';
+    radio.value = String(p.index);
+    radio.checked = p.index === explained;
+    radio.addEventListener('change', () => {
+      state.target = p.index;
+      void explain();
+    });
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = p.label ?? `class ${p.index}`;
+    name.title = `index ${p.index}`;
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    const fill = document.createElement('span');
+    fill.style.width = `${(p.score * 100).toFixed(1)}%`;
+    bar.append(fill);
+    const score = document.createElement('span');
+    score.className = 'score';
+    score.textContent = `${(p.score * 100).toFixed(1)}%`;
+    label.append(radio, name, bar, score);
+    li.append(label);
+    el.classes.append(li);
+  }
+}
+
+async function explain() {
+  if (!state.image || !state.details) return;
+  state.inflight?.abort();
+  const ac = new AbortController();
+  state.inflight = ac;
+  const form = new FormData();
+  form.append('image', state.image);
+  form.append('model', el.model.value);
+  form.append('method', el.method.value);
+  if (el.layer.value) form.append('layer', el.layer.value);
+  if (state.target !== null) form.append('target', String(state.target));
+  form.append('alpha', el.alpha.value);
+  form.append('colormap', el.colormap.value);
+  form.append('output', 'json');
+  form.append('include_png', 'true');
+  setStatus(`Explaining with ${el.method.value}…`);
+  let res;
+  try {
+    res = await fetch('cam', { method: 'POST', body: form, signal: ac.signal, headers: { Accept: 'application/json' } });
+  } catch (e) {
+    if (ac.signal.aborted) return;
+    setStatus(`Request failed: ${e.message}`, true);
+    return;
+  }
+  if (ac.signal.aborted) return;
+  state.inflight = null;
+  if (!res.ok) {
+    setStatus(await problemText(res), true);
+    return;
+  }
+  const r = await res.json();
+  const e = r.explanations[0];
+  el.overlay.src = `data:image/png;base64,${e.png}`;
+  el.overlay.alt = `${r.method} map of ${className(e.target.index)}`;
+  el.overlay.hidden = false;
+  el.explained.textContent = `${r.method}: ${e.target.label ?? `class ${e.target.index}`} (${(e.target.score * 100).toFixed(1)}%)`;
+  // Keep the explained class in the list even when it is not among the top 5.
+  state.predictions = r.predictions.some((p) => p.index === e.target.index) ? r.predictions : [...r.predictions, e.target];
+  renderClasses(e.target.index);
+  const t = r.timings_ms;
+  setStatus(`${r.model}, layer ${r.layers.join(', ')} — ${r.image.width}×${r.image.height} px, ${Math.round(t.total_ms)} ms` +
+    ` (model ${Math.round((t.forward_ms ?? 0) + (t.backward_ms ?? 0) + (t.cam_ms ?? 0))} ms)`);
+}
+
+function chooseFile(file) {
+  if (!file) return;
+  state.image = file;
+  state.target = null;
+  if (el.original.src) URL.revokeObjectURL(el.original.src);
+  el.original.src = URL.createObjectURL(file);
+  el.original.alt = file.name;
+  el.original.hidden = false;
+  el.overlay.hidden = true;
+  void explain();
+}
+
+el.file.addEventListener('change', () => chooseFile(el.file.files?.[0]));
+for (const type of ['dragenter', 'dragover']) {
+  el.drop.addEventListener(type, (e) => { e.preventDefault(); el.drop.classList.add('over'); });
+}
+for (const type of ['dragleave', 'drop']) {
+  el.drop.addEventListener(type, (e) => { e.preventDefault(); el.drop.classList.remove('over'); });
+}
+el.drop.addEventListener('drop', (e) => chooseFile(e.dataTransfer?.files?.[0]));
+el.model.addEventListener('change', () => { loadModel().then(explain, (e) => setStatus(e.message, true)); });
+el.method.addEventListener('change', () => void explain());
+el.layer.addEventListener('change', () => void explain());
+el.colormap.addEventListener('change', () => void explain());
+el.alpha.addEventListener('input', () => { el.alphaValue.textContent = el.alpha.value; });
+el.alpha.addEventListener('change', () => void explain());
+
+loadModels().then(() => setStatus('Choose an image.'), (e) => setStatus(`Cannot load the models: ${e.message}`, true));

@@ -1,0 +1,56 @@
+// Prometheus metrics of one app (its own registry, so several apps in one process do not collide):
+// requests and latency by route, CAM method and model; queue depth; inference and queue-wait time.
+import client from 'prom-client';
+
+export interface PoolGauge {
+  stats(): { workers: number; busy: number; queued: number };
+}
+
+export interface Metrics {
+  registry: client.Registry;
+  requests: client.Counter<'route' | 'http_method' | 'cam_method' | 'model' | 'status'>;
+  duration: client.Histogram<'route' | 'http_method' | 'cam_method' | 'model'>;
+  inference: client.Histogram<'cam_method' | 'model'>;
+  queueWait: client.Histogram<'model'>;
+}
+
+/** `pool` is read at scrape time (it may not exist yet while models load). */
+export function createMetrics(pool: () => PoolGauge | undefined): Metrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'camserve_' });
+  const requests = new client.Counter({
+    name: 'camserve_http_requests_total',
+    help: 'HTTP requests answered, by route template, HTTP method, CAM method (POST /cam), model and status',
+    labelNames: ['route', 'http_method', 'cam_method', 'model', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new client.Histogram({
+    name: 'camserve_http_request_duration_seconds',
+    help: 'Time from request to the end of the answer, by route template, HTTP method, CAM method and model',
+    labelNames: ['route', 'http_method', 'cam_method', 'model'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const inference = new client.Histogram({
+    name: 'camserve_inference_seconds',
+    help: 'Time an explanation spent in an inference worker (forward, backward, CAM), by CAM method and model',
+    labelNames: ['cam_method', 'model'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const queueWait = new client.Histogram({
+    name: 'camserve_queue_wait_seconds',
+    help: 'Time an explanation waited for a worker (and for its result to come back), by model',
+    labelNames: ['model'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
+    registers: [registry],
+  });
+  const gauge = (name: string, help: string, key: 'workers' | 'busy' | 'queued') => new client.Gauge({
+    name, help, registers: [registry],
+    collect() { this.set(pool()?.stats()[key] ?? 0); },
+  });
+  gauge('camserve_queue_depth', 'Explanations waiting for a worker', 'queued');
+  gauge('camserve_workers_busy', 'Inference workers running an explanation', 'busy');
+  gauge('camserve_workers', 'Inference workers alive', 'workers');
+  return { registry, requests, duration, inference, queueWait };
+}

@@ -1,0 +1,32 @@
+// One rendering request of POST /cam: the image, its maps over the model input, how the input was made
+// from the image, and the look (overlay or heat map, alpha, colour map); turned into PNGs.
+import { inputGeometry, mapToImage } from '../models/preprocess.js';
+import type { InputSpec } from '../models/manifest.js';
+import { normalizeMap, renderHeatmap, renderOverlay, type CamMap, type ColormapName, type RgbImage } from '../render/index.js';
+
+export interface RenderJob {
+  kind: 'overlay' | 'heatmap';
+  image: RgbImage;
+  /** raw maps over the model input (any resolution), one PNG each */
+  maps: CamMap[];
+  input: { width: number; height: number };
+  resize: InputSpec['resize'];
+  alpha: number;
+  colormap: ColormapName;
+}
+
+/** PNGs of the image's size: each map normalised, carried back onto the image (crop/pad undone) and drawn. */
+export async function renderJob(job: RenderJob): Promise<Uint8Array[]> {
+  const { image } = job;
+  const g = inputGeometry(image, job.input, job.resize);
+  const out: Uint8Array[] = [];
+  for (const map of job.maps) {
+    const full = mapToImage(normalizeMap(map), g, image.width, image.height);
+    const png = job.kind === 'heatmap'
+      ? await renderHeatmap({ map: full, width: image.width, height: image.height, colormap: job.colormap, normalize: false })
+      : await renderOverlay({ image, map: full, alpha: job.alpha, colormap: job.colormap, normalize: false });
+    // A Buffer may share a larger pool; hand over exactly its bytes.
+    out.push(png.byteOffset === 0 && png.byteLength === png.buffer.byteLength ? new Uint8Array(png.buffer, 0, png.byteLength) : Uint8Array.from(png));
+  }
+  return out;
+}

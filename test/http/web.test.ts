@@ -1,0 +1,94 @@
+// The web page end to end in headless Chromium (Debian's /usr/bin/chromium driven by playwright-core):
+// load the page, choose an image, see the overlay beside the original, pick another class and a layer.
+// Skipped, saying why, when Chromium is not installed (.ci/run installs it).
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import type { RunningServer } from '../../src/http/server.js';
+import { ROOT } from './contract.js';
+import { EXAMPLES, LABELS, makeModelsDir, startTestServer } from './helpers.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium; .ci/run does)`;
+/** Where the screenshot goes (ignored by git), to look at. */
+export const SCREENSHOT = path.join(ROOT, 'tmp', 'web-page.png');
+
+let server: RunningServer;
+let cleanup: () => Promise<void>;
+let browser: Browser;
+let page: Page;
+
+before(async () => {
+  if (skip) return;
+  const models = await makeModelsDir({ fixtures: ['vgg'], labelled: true, shapes: true });
+  cleanup = models.cleanup;
+  server = await startTestServer(models.dir);
+  const { chromium } = await import('playwright-core');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  page.on('pageerror', (e) => { throw e; });
+});
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  await cleanup?.();
+});
+
+test('the page lists the models and methods, explains a chosen image and shows it beside the original', { skip }, async () => {
+  await page.goto(server.url + '/');
+  await page.waitForFunction(() => (document.getElementById('status')?.textContent ?? '').includes('Choose an image'));
+  const models = await page.$$eval('#model option', (os) => os.map((o) => (o as HTMLOptionElement).value));
+  assert.ok(models.includes('labelled') && models.includes('vgg'));
+  const methods = await page.$$eval('#method option', (os) => os.length);
+  assert.equal(methods, 11);
+  await page.selectOption('#model', 'labelled');
+  await page.waitForFunction(() => (document.getElementById('layer') as HTMLSelectElement).options.length > 3);
+
+  await page.setInputFiles('#file', path.join(EXAMPLES, 'scene-512.jpg'));
+  await page.waitForFunction(() => !(document.getElementById('overlay') as HTMLImageElement).hidden
+    && (document.getElementById('overlay') as HTMLImageElement).complete
+    && (document.getElementById('overlay') as HTMLImageElement).naturalWidth > 0);
+  const sizes = await page.evaluate(() => ['original', 'overlay'].map((id) => {
+    const img = document.getElementById(id) as HTMLImageElement;
+    return [img.naturalWidth, img.naturalHeight];
+  }));
+  assert.deepEqual(sizes, [[512, 512], [512, 512]]);
+  const classes = await page.$$eval('#classes .name', (els) => els.map((e) => e.textContent));
+  assert.equal(classes.length, 5);
+  assert.ok(classes.every((c) => LABELS.includes(c ?? '')), classes.join(','));
+  const first = await page.$eval('#explained', (e) => e.textContent ?? '');
+  assert.match(first, new RegExp(`^gradcam: ${classes[0]}`));
+
+  // Another class: the third of the list.
+  const before3 = await page.$eval('#overlay', (e) => (e as HTMLImageElement).src);
+  await page.click('#classes li:nth-child(3) input');
+  await page.waitForFunction((c) => (document.getElementById('explained')?.textContent ?? '').includes(c!), classes[2]);
+  const after3 = await page.$eval('#overlay', (e) => (e as HTMLImageElement).src);
+  assert.notEqual(after3, before3);
+  assert.equal(await page.$eval('#classes li:nth-child(3) input', (e) => (e as HTMLInputElement).checked), true);
+
+  // Another method and layer.
+  const layer = await page.$eval('#layer', (s) => (s as HTMLSelectElement).options[2].value);
+  await page.selectOption('#layer', layer);
+  await page.selectOption('#method', 'layercam');
+  await page.waitForFunction((l) => (document.getElementById('status')?.textContent ?? '').includes(l!)
+    && (document.getElementById('explained')?.textContent ?? '').startsWith('layercam'), layer);
+
+  await mkdir(path.dirname(SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT });
+});
+
+test('an error is shown as the problem detail', { skip }, async () => {
+  await page.selectOption('#model', 'vgg');
+  await page.waitForFunction(() => (document.getElementById('layer') as HTMLSelectElement).options[0].textContent!.includes('features.14'));
+  await page.selectOption('#method', 'cam');
+  await page.waitForFunction(() => document.getElementById('status')!.classList.contains('error'));
+  const status = await page.$eval('#status', (e) => e.textContent ?? '');
+  assert.match(status, /Cannot explain \(422\): cam needs a head/);
+});
