@@ -10,13 +10,19 @@ import { METHOD_NAMES, isMethodName, type MethodName } from '../cam/types.js';
 import { decodeImage, inputGeometry, mapToImage, toModelInput } from '../models/preprocess.js';
 import { ModelRuntime } from '../models/runtime.js';
 import { classScores, topK } from '../models/scores.js';
-import { COLORMAP_NAMES, isColormapName, normalizeMap, renderHeatmap, renderOverlay } from '../render/index.js';
+import { COLORMAP_NAMES, isColormapName, normalizeMap, renderHeatmap, renderOverlay, type ColormapName } from '../render/index.js';
+import { featureGridPng, graphSvg, summaryText } from '../inspect/cli.js';
+import { parseChannels } from '../inspect/routes.js';
 
 const HELP = `camserve — class activation maps for ONNX image models
 
 Usage:
   camserve explain <image> --model <dir|model.onnx> [options]
   camserve layers --model <dir|model.onnx>
+  camserve summary --model <dir|model.onnx>                 torchsummary-style table
+  camserve graph --model <dir|model.onnx> [--collapse scope] [--depth N] [--dot] -o graph.svg
+  camserve features <image> --model <dir|model.onnx> [--layer L] [--nrow N] [--normalize]
+                   [--channels top:16|0,3,5] [--colormap NAME] -o grid.png
 
 explain options:
   -m, --model <path>       model folder (model.onnx + optional model.json, labels.txt) or .onnx file
@@ -134,6 +140,53 @@ async function layers(args: string[]): Promise<void> {
   await rt.release();
 }
 
+async function summary(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { model: { type: 'string', short: 'm' } } });
+  if (!values.model) throw new UsageError('--model is required');
+  process.stdout.write(`${await summaryText(values.model)}\n`);
+}
+
+async function graph(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { model: { type: 'string', short: 'm' }, collapse: { type: 'string', default: 'none' }, depth: { type: 'string' }, dot: { type: 'boolean' }, out: { type: 'string', short: 'o' } },
+  });
+  if (!values.model) throw new UsageError('--model is required');
+  if (values.collapse !== 'none' && values.collapse !== 'scope') throw new UsageError(`--collapse ${values.collapse}: expected none or scope`);
+  const depth = values.depth === undefined ? undefined : Number(values.depth);
+  if (depth !== undefined && !(Number.isInteger(depth) && depth >= 1)) throw new UsageError(`--depth ${values.depth}: expected a positive integer`);
+  const text = await graphSvg(values.model, { collapse: values.collapse, depth, format: values.dot ? 'dot' : 'svg' });
+  if (values.out) await writeFile(values.out, text);
+  else process.stdout.write(text);
+}
+
+async function features(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true,
+    options: {
+      model: { type: 'string', short: 'm' }, layer: { type: 'string', short: 'l' }, nrow: { type: 'string' },
+      normalize: { type: 'boolean' }, channels: { type: 'string' }, colormap: { type: 'string' }, out: { type: 'string', short: 'o' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('features takes one image file');
+  if (!values.model) throw new UsageError('--model is required');
+  if (!values.out) throw new UsageError('--out is required');
+  if (values.colormap !== undefined && !isColormapName(values.colormap)) throw new UsageError(`--colormap ${values.colormap}: expected one of ${COLORMAP_NAMES.join(', ')}`);
+  const nrow = values.nrow === undefined ? undefined : Number(values.nrow);
+  if (nrow !== undefined && !(Number.isInteger(nrow) && nrow >= 1)) throw new UsageError(`--nrow ${values.nrow}: expected a positive integer`);
+  const channels = parseChannels(values.channels);
+  const rt = await ModelRuntime.load(values.model);
+  const image = await decodeImage(await readFile(positionals[0]), { maxPixels: 100_000_000, maxSide: 4096 });
+  const input = await toModelInput(image.rgb, rt.info);
+  await rt.release();
+  const layers = list(values.layer);
+  const png = await featureGridPng(values.model, input, layers.length ? layers : undefined, {
+    nrow, normalize: values.normalize, channels, colormap: values.colormap as ColormapName | undefined,
+  });
+  await writeFile(values.out, png);
+  process.stdout.write(`${values.out}\n`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -143,12 +196,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === 'explain') await explain(rest);
     else if (command === 'layers') await layers(rest);
+    else if (command === 'summary') await summary(rest);
+    else if (command === 'graph') await graph(rest);
+    else if (command === 'features') await features(rest);
     else throw new UsageError(`unknown command ${command}`);
     return 0;
   } catch (e) {
     const err = e as Error;
     process.stderr.write(`camserve: ${err.message}\n`);
-    return err instanceof UsageError || err.name === 'TypeError' && /parseArgs|option/i.test(err.message) ? 2 : 1;
+    const usage = err instanceof UsageError || err.constructor.name === 'HttpProblem' || (err.name === 'TypeError' && /parseArgs|option/i.test(err.message));
+    return usage ? 2 : 1;
   }
 }
 

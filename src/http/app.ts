@@ -10,6 +10,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { chooseDefaultModel, modelDetails, modelList } from './models.js';
 import { HttpProblem, sendProblem } from './problem.js';
 import { Renderer } from './renderer.js';
+import { inspectRouter, type InspectPool } from '../inspect/routes.js';
 
 export type { ExplainPool } from './cam.js';
 
@@ -164,6 +165,13 @@ export function createApp(pool: ExplainPool | Promise<ExplainPool>, config: Serv
     defaultModel: () => defaultModel,
     shuttingDown: () => shuttingDown,
     render: (job) => renderer.render(job),
+  }));
+
+  app.use(inspectRouter({
+    config,
+    pool: () => current as (ExplainPool & InspectPool) | undefined,
+    defaultModel: () => defaultModel,
+    shuttingDown: () => shuttingDown,
   }));
 
   app.get('/', route('/'));

@@ -1,12 +1,8 @@
 // POST /cam: reads the upload (multipart field `image` or a raw image body), checks the parameters,
 // decodes and preprocesses the image, queues the explanation on the pool and answers PNG or JSON.
 import type { Request, Response } from 'express';
-import express from 'express';
-import multer from 'multer';
 import type { ModelStatus } from '../models/pool.js';
-import {
-  IMAGE_FORMATS, ImageError, decodeImage, inputGeometry, mapToImage, toModelInput, type DecodedImage,
-} from '../models/preprocess.js';
+import { toModelInput, type DecodedImage } from '../models/preprocess.js';
 import type { ExplainRequest, ExplainResult, ModelInfo } from '../models/runtime.js';
 import { classScores, topK } from '../models/scores.js';
 import type { CamMap } from '../render/index.js';
@@ -16,6 +12,7 @@ import {
   collectParameters, parseCamParams, resolveLayers, resolveTargets, type CamParams,
 } from './params.js';
 import { HttpProblem, badParameter } from './problem.js';
+import { decodeUpload, findModel, poolProblem, readUpload } from './upload.js';
 import type { RenderJob } from './render-job.js';
 
 /** What POST /cam needs of the inference pool (InferencePool, or a stand-in in tests). */
@@ -36,56 +33,8 @@ export interface CamContext {
   render(job: RenderJob): Promise<Buffer[]>;
 }
 
-/** Request content types accepted as a raw image body (besides multipart/form-data). */
-export const RAW_BODY_TYPES = ['image/*', 'application/octet-stream'];
 
 export interface Prediction { index: number; label: string | null; score: number }
-
-/** Reads the body into { bytes, fields }, mapping every parser failure to its problem. */
-async function readUpload(req: Request, res: Response, config: ServerConfig): Promise<{ bytes?: Buffer; fields: Record<string, unknown> }> {
-  const limit = config.maxUploadBytes;
-  const run = (mw: express.RequestHandler) => new Promise<void>((resolve, reject) => {
-    void mw(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
-  });
-  const tooLarge = () => new HttpProblem('payload-too-large', `the upload is larger than ${limit} bytes`, { limit_bytes: limit });
-  if (req.is('multipart/form-data')) {
-    const upload = multer({
-      storage: multer.memoryStorage(),
-      limits: { fileSize: limit, files: 1, fields: 32, fieldSize: 64 * 1024, parts: 40, headerPairs: 200 },
-    }).any();
-    try {
-      await run(upload);
-    } catch (e) {
-      if (e instanceof multer.MulterError) {
-        if (e.code === 'LIMIT_FILE_SIZE') throw tooLarge();
-        if (e.code === 'LIMIT_FILE_COUNT') throw badParameter('image', 'one file', 'several files', 'send one image per request');
-        throw new HttpProblem('bad-request', `the multipart form is refused: ${e.message}${e.field ? ` (field "${e.field}")` : ''}`);
-      }
-      throw new HttpProblem('bad-request', `the multipart form cannot be read: ${(e as Error).message}`);
-    }
-    const files = (req.files as Express.Multer.File[] | undefined) ?? [];
-    const stray = files.find((f) => f.fieldname !== 'image');
-    if (stray) throw badParameter(stray.fieldname, ['image'], stray.originalname, `the file must be in field "image", not "${stray.fieldname}"`);
-    const fields = (req.body ?? {}) as Record<string, unknown>;
-    return { bytes: files[0]?.buffer, fields };
-  }
-  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-  if (!hasBody) return { fields: {} };
-  if (!req.is(RAW_BODY_TYPES)) {
-    throw new HttpProblem('unsupported-media-type',
-      `the request body is ${req.headers['content-type'] ?? 'without a content type'}; send multipart/form-data with the file in field "image", or the image itself as image/*`,
-      { allowed: ['multipart/form-data', ...RAW_BODY_TYPES], received: req.headers['content-type'] ?? null });
-  }
-  try {
-    await run(express.raw({ type: () => true, limit }));
-  } catch (e) {
-    const err = e as { type?: string; status?: number; message: string };
-    if (err.type === 'entity.too.large') throw tooLarge();
-    if (err.type === 'encoding.unsupported') throw new HttpProblem('unsupported-media-type', err.message, { allowed: ['identity', 'gzip', 'deflate', 'br'], received: req.headers['content-encoding'] ?? null });
-    throw new HttpProblem('bad-request', `the body cannot be read: ${err.message}`);
-  }
-  return { bytes: Buffer.isBuffer(req.body) ? req.body : undefined, fields: {} };
-}
 
 /** Float32 values as JSON numbers with 9 significant digits: exact for float32, without float64 noise. */
 function f32(values: Float32Array): number[] {
@@ -100,42 +49,11 @@ function round(v: number): number {
   return Math.round(v * 1000) / 1000;
 }
 
-function resolveModel(ctx: CamContext, pool: ExplainPool, requested: string | undefined): ModelInfo {
-  const id = requested ?? ctx.defaultModel();
-  const models = pool.models();
-  const status = models.find((m) => m.id === id);
-  if (!id || !status) {
-    throw new HttpProblem('unknown-model', id ? `no model "${id}"` : 'no model is loaded, so a request must name one',
-      { parameter: 'model', allowed: models.map((m) => m.id), received: id ?? null });
-  }
-  if (!status.ok) throw new HttpProblem('model-unavailable', `model "${id}" failed to load: ${status.error}`, { model: id });
-  return status.info;
-}
-
 function renderJob(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: CamParams): RenderJob {
   return {
     kind, image: decoded.rgb, maps, input: { width: info.inputSize.width, height: info.inputSize.height },
     resize: info.manifest.input.resize, alpha: params.alpha, colormap: params.colormap,
   };
-}
-
-/** Maps an error from the pool to its problem (undefined: the client went away, answer nothing). */
-export function poolProblem(e: Error, ctx: CamContext, model: string, method: string): HttpProblem | undefined {
-  const retry = { 'Retry-After': String(ctx.config.retryAfterSeconds) };
-  switch (e.name) {
-    case 'AbortError':
-      return undefined;
-    case 'PoolBusyError':
-      if (ctx.shuttingDown()) return new HttpProblem('shutting-down', 'the server is shutting down', {}, retry);
-      return new HttpProblem('overloaded', `too many explanations are waiting: ${e.message}`, {}, retry);
-    case 'MethodError':
-    case 'GradientError':
-      return new HttpProblem('cannot-explain', e.message, { model, method });
-    case 'ModelError':
-      return new HttpProblem('model-unavailable', e.message, { model });
-    default:
-      return undefined;
-  }
 }
 
 /** The POST /cam handler. */
@@ -151,11 +69,11 @@ export function camHandler(ctx: CamContext) {
     const abort = new AbortController();
     res.on('close', () => { if (!res.writableFinished) abort.abort(); });
 
-    const upload = await readUpload(req, res, ctx.config);
+    const upload = await readUpload(req, res, ctx.config.maxUploadBytes);
     const raw = collectParameters(req.query as Record<string, unknown>, upload.fields);
     const params = parseCamParams(raw, req.accepts(['image/png', 'application/json']) === 'application/json');
     res.locals.camMethod = params.method;
-    const info = resolveModel(ctx, pool, params.model);
+    const info = findModel(pool.models(), params.model ?? ctx.defaultModel());
     res.locals.model = info.id;
     const targets = params.target ? resolveTargets(params.target, info) : undefined;
     const explained = targets?.length ?? params.topk ?? 1;
@@ -169,21 +87,10 @@ export function camHandler(ctx: CamContext) {
         `output=${params.output} shows one class but ${explained} were asked for; use output=json (with include_png=true for images) to explain several`);
     }
     const layers = params.layer ? resolveLayers(params.layer, info) : [info.defaultLayer];
-    if (!upload.bytes || upload.bytes.length === 0) {
-      throw new HttpProblem('missing-image', 'no image: send multipart/form-data with the file in field "image", or the image itself as the body with Content-Type image/*', { parameter: 'image' });
-    }
 
     const timings: Record<string, number> = {};
     let t = performance.now();
-    let decoded: DecodedImage;
-    try {
-      decoded = await decodeImage(upload.bytes, { maxPixels: ctx.config.maxPixels, maxSide: ctx.config.maxImageSide });
-    } catch (e) {
-      if (!(e instanceof ImageError)) throw e;
-      if (e.kind === 'too-large') throw new HttpProblem('image-too-large', e.message, { limit_pixels: ctx.config.maxPixels });
-      if (e.kind === 'damaged') throw new HttpProblem('damaged-image', e.message);
-      throw new HttpProblem('unsupported-media-type', e.message, { allowed: [...IMAGE_FORMATS] });
-    }
+    const decoded = await decodeUpload(upload.bytes, ctx.config);
     timings.decode_ms = performance.now() - t;
     t = performance.now();
     const input = await toModelInput(decoded.rgb, info);
@@ -198,7 +105,7 @@ export function camHandler(ctx: CamContext) {
         eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth,
       }, { signal: abort.signal });
     } catch (e) {
-      const problem = poolProblem(e as Error, ctx, info.id, params.method);
+      const problem = poolProblem(e as Error, { retryAfterSeconds: ctx.config.retryAfterSeconds, shuttingDown: ctx.shuttingDown() }, { model: info.id, method: params.method });
       if ((e as Error).name === 'AbortError') {
         req.log?.info({ model: info.id, cam_method: params.method }, 'client went away; its queued explanation was dropped');
         return;

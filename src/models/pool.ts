@@ -4,6 +4,8 @@ import { readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { ModelFacts } from '../inspect/facts.js';
+import type { TensorsRequest, TensorsResult } from '../inspect/tensors.js';
 import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
 import type { ExplainRequest, ExplainResult } from './runtime.js';
 
@@ -26,11 +28,17 @@ export class PoolBusyError extends Error {
   override name = 'PoolBusyError';
 }
 
+/** What a job asks of a worker: an explanation, or one of the inspection jobs. */
+type Work =
+  | { type: 'explain'; req: ExplainRequest }
+  | { type: 'tensors'; req: TensorsRequest }
+  | { type: 'facts' };
+
 interface Job {
   id: number;
   model: string;
-  req: ExplainRequest;
-  resolve(r: ExplainResult): void;
+  work: Work;
+  resolve(r: unknown): void;
   reject(e: Error): void;
   signal?: AbortSignal;
   onAbort?: () => void;
@@ -107,8 +115,8 @@ export class InferencePool {
         const job = slot.job;
         slot.job = undefined;
         if (job && job.id === msg.job) {
-          if (msg.type === 'result') job.resolve(msg.result);
-          else job.reject(rebuildError(msg.error));
+          if (msg.type === 'error') job.reject(rebuildError(msg.error));
+          else job.resolve(msg.result);
         }
         this.dispatch();
       });
@@ -137,14 +145,32 @@ export class InferencePool {
 
   /** Queues an explanation; rejects at once with PoolBusyError when the queue is full. */
   explain(model: string, req: ExplainRequest, opts: { signal?: AbortSignal } = {}): Promise<ExplainResult> {
+    return this.enqueue<ExplainResult>(model, { type: 'explain', req }, opts.signal);
+  }
+
+  /**
+   * Queues an inspection of one input: the activations of `req.layers` and, with `targets` (or `topk`),
+   * the class-score gradients at them. Same queue, limits and abort rules as explain.
+   */
+  tensors(model: string, req: TensorsRequest, opts: { signal?: AbortSignal } = {}): Promise<TensorsResult> {
+    return this.enqueue<TensorsResult>(model, { type: 'tensors', req }, opts.signal);
+  }
+
+  /** Queues a request for a model's graph facts (nodes, scopes, probe shapes, initializers); callers cache them. */
+  facts(model: string, opts: { signal?: AbortSignal } = {}): Promise<ModelFacts> {
+    return this.enqueue<ModelFacts>(model, { type: 'facts' }, opts.signal);
+  }
+
+  private enqueue<T>(model: string, work: Work, signal: AbortSignal | undefined): Promise<T> {
+    const opts = { signal };
     if (this.closing) return Promise.reject(new PoolBusyError('the server is shutting down'));
     if (opts.signal?.aborted) return Promise.reject(abortError());
     const idle = this.slots.some((s) => !s.job);
     if (!idle && this.queue.length >= this.maxQueue) {
       return Promise.reject(new PoolBusyError(`all ${this.slots.length} workers are busy and ${this.queue.length} requests are waiting`));
     }
-    return new Promise((resolve, reject) => {
-      const job: Job = { id: this.nextId++, model, req, resolve, reject, signal: opts.signal };
+    return new Promise<T>((resolve, reject) => {
+      const job: Job = { id: this.nextId++, model, work, resolve: resolve as (r: unknown) => void, reject, signal: opts.signal };
       if (opts.signal) {
         job.onAbort = () => {
           const i = this.queue.indexOf(job);
@@ -167,11 +193,19 @@ export class InferencePool {
       if (!job) return;
       if (job.signal && job.onAbort) job.signal.removeEventListener('abort', job.onAbort);
       slot.job = job;
+      const work = job.work;
+      if (work.type === 'facts') {
+        const msg: WorkerRequest = { type: 'facts', job: job.id, model: job.model };
+        slot.worker.postMessage(msg);
+        continue;
+      }
       // The input's buffer moves to the worker (no copy) unless it is a view into a larger one.
-      const x = job.req.input;
-      if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength) job.req = { ...job.req, input: Float32Array.from(x) };
-      const msg: WorkerRequest = { type: 'explain', job: job.id, model: job.model, req: job.req };
-      slot.worker.postMessage(msg, [job.req.input.buffer as ArrayBuffer]);
+      const x = work.req.input;
+      if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength) work.req = { ...work.req, input: Float32Array.from(x) };
+      const msg: WorkerRequest = work.type === 'explain'
+        ? { type: 'explain', job: job.id, model: job.model, req: work.req }
+        : { type: 'tensors', job: job.id, model: job.model, req: work.req };
+      slot.worker.postMessage(msg, [work.req.input.buffer as ArrayBuffer]);
     }
   }
 

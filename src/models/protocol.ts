@@ -1,4 +1,6 @@
 // Messages between the HTTP thread's pool and its inference workers.
+import type { ModelFacts } from '../inspect/facts.js';
+import type { TensorsRequest, TensorsResult } from '../inspect/tensors.js';
 import type { ExplainRequest, ExplainResult, ModelInfo } from './runtime.js';
 
 export type ModelStatus =
@@ -13,9 +15,15 @@ export interface WorkerInit {
 
 export type WorkerRequest =
   | { type: 'explain'; job: number; model: string; req: ExplainRequest }
+  /** inspection: a layer's activations (and class-score gradients) for one input */
+  | { type: 'tensors'; job: number; model: string; req: TensorsRequest }
+  /** inspection: the model's graph facts (for the summary and graph views) */
+  | { type: 'facts'; job: number; model: string }
   | { type: 'shutdown' };
 
 export type WorkerReply =
   | { type: 'ready'; statuses: ModelStatus[] }
   | { type: 'result'; job: number; result: ExplainResult }
+  | { type: 'tensors'; job: number; result: TensorsResult }
+  | { type: 'facts'; job: number; result: ModelFacts }
   | { type: 'error'; job: number; error: { name: string; message: string } };

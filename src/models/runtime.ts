@@ -155,6 +155,11 @@ export class ModelRuntime {
     return this.shapes.get(name)?.dims;
   }
 
+  /** Every tensor's static dims and element type, from the probe run. */
+  tensorInfos(): ReadonlyMap<string, TensorInfo> {
+    return this.shapes;
+  }
+
   private checkLayers(layers: readonly string[]): void {
     for (const l of layers) {
       const s = this.shapes.get(l);

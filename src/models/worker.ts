@@ -1,6 +1,9 @@
 // An inference worker thread: loads every model once (its own onnxruntime sessions), warms it up,
-// then answers explain jobs one at a time. The HTTP thread never runs inference.
+// then answers jobs one at a time: explanations, and the inspection jobs (tensors of an input, graph
+// facts of a model). The HTTP thread never runs inference.
 import { parentPort, workerData } from 'node:worker_threads';
+import { modelFacts, type ModelFacts } from '../inspect/facts.js';
+import { TensorProbe, tensorTransferables, type TensorsRequest, type TensorsResult } from '../inspect/tensors.js';
 import { ModelRuntime, type ExplainRequest, type ExplainResult } from './runtime.js';
 import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
 
@@ -46,7 +49,42 @@ async function explain(model: string, req: ExplainRequest): Promise<ExplainResul
   return { ...r, logits: Float32Array.from(r.logits) };
 }
 
+// Inspection jobs: tensors of one input (activations, gradients), and the graph facts (computed once).
+const probes = new Map<string, TensorProbe>();
+const facts = new Map<string, ModelFacts>();
+
+function runtime(model: string): ModelRuntime {
+  const rt = runtimes.get(model);
+  if (!rt) throw Object.assign(new Error(`model ${model} is not loaded`), { name: 'ModelError' });
+  return rt;
+}
+
+async function tensors(model: string, req: TensorsRequest): Promise<TensorsResult> {
+  const rt = runtime(model);
+  let probe = probes.get(model);
+  if (!probe) {
+    probe = new TensorProbe(rt, { intraOpThreads: init.intraOpThreads });
+    probes.set(model, probe);
+  }
+  return probe.run(req);
+}
+
+function factsOf(model: string): ModelFacts {
+  let f = facts.get(model);
+  if (!f) {
+    f = modelFacts(runtime(model));
+    facts.set(model, f);
+  }
+  return f;
+}
+
 const port = parentPort!;
+
+function replyError(job: number, e: Error): void {
+  const reply: WorkerReply = { type: 'error', job, error: { name: e.name, message: e.message } };
+  port.postMessage(reply);
+}
+
 port.on('message', (msg: WorkerRequest) => {
   if (msg.type === 'explain') {
     explain(msg.model, msg.req).then(
@@ -59,8 +97,24 @@ port.on('message', (msg: WorkerRequest) => {
         port.postMessage(reply);
       },
     );
+  } else if (msg.type === 'tensors') {
+    tensors(msg.model, msg.req).then(
+      (result) => {
+        const reply: WorkerReply = { type: 'tensors', job: msg.job, result };
+        port.postMessage(reply, tensorTransferables(result));
+      },
+      (e: Error) => replyError(msg.job, e),
+    );
+  } else if (msg.type === 'facts') {
+    try {
+      const reply: WorkerReply = { type: 'facts', job: msg.job, result: factsOf(msg.model) };
+      port.postMessage(reply);
+    } catch (e) {
+      replyError(msg.job, e as Error);
+    }
   } else if (msg.type === 'shutdown') {
-    void Promise.all([...runtimes.values()].map((r) => r.release())).finally(() => process.exit(0));
+    const releases = [...runtimes.values()].map((r) => r.release()).concat([...probes.values()].map((p) => p.release()));
+    void Promise.all(releases).finally(() => process.exit(0));
   }
 });
 

@@ -9,7 +9,8 @@ export interface SessionOptions {
   graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
-function ortOptions(o: SessionOptions): ort.InferenceSession.SessionOptions {
+/** onnxruntime options of every camserve session (exported so that benchmarks can create a bare session with the same). */
+export function ortSessionOptions(o: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   return {
     graphOptimizationLevel: o.graphOptimization ?? 'all',
     intraOpNumThreads: o.intraOpThreads ?? 0,
@@ -33,7 +34,7 @@ export interface OwnedSession {
  */
 export async function createSession(model: OnnxModel, bytes: Uint8Array, opts: SessionOptions = {}): Promise<OwnedSession> {
   try {
-    const options = ortOptions(opts);
+    const options = ortSessionOptions(opts);
     if (model.externalFiles.length > 0) options.externalData = await model.externalData();
     const session = await ort.InferenceSession.create(bytes, options);
     return { session, release: async () => { await session.release(); } };

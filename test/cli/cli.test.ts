@@ -50,3 +50,28 @@ test('layers lists the candidate layers and marks the default', async () => {
   const { stdout } = await cli('layers', '-m', MODEL);
   assert.match(stdout, /^\* \/layer4\/layer4\.0\/relu_1\/Relu_output_0 {2}\[1, 64, 2, 2\]/m);
 });
+
+test('summary prints the torchsummary-style table with totals', async () => {
+  const { stdout } = await cli('summary', '-m', MODEL);
+  assert.match(stdout, /Total params \(ONNX initializers\): [\d,]+/);
+  assert.match(stdout, /Estimated Total Size \(MB\)/);
+});
+
+test('graph writes an SVG (and DOT with --dot) that names the differentiated path', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-cli-'));
+  await cli('graph', '-m', MODEL, '-o', path.join(dir, 'g.svg'));
+  assert.match(await readFile(path.join(dir, 'g.svg'), 'utf8'), /<svg[\s\S]*\/layer4\/layer4\.0\/relu_1\/Relu/);
+  const { stdout } = await cli('graph', '-m', MODEL, '--dot', '--collapse', 'scope');
+  assert.match(stdout, /^digraph/);
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('features writes a make_grid PNG of the layer\'s maps', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-cli-'));
+  const out = path.join(dir, 'grid.png');
+  await cli('features', IMAGE, '-m', MODEL, '--layer', '/layer2/layer2.0/relu_1/Relu_output_0', '--nrow', '4', '--normalize', '-o', out);
+  const meta = await sharp(await readFile(out)).metadata();
+  // 16 maps of 8×8 at scale 8 (64 px), 4 per row, padding 2: 4·(64+2)+2 = 266 wide and high.
+  assert.deepEqual([meta.width, meta.height], [266, 266]);
+  await rm(dir, { recursive: true, force: true });
+});

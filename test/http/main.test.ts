@@ -95,6 +95,11 @@ test('the compiled service (npm start) serves an explanation with its .js worker
     assert.equal(res.headers.get('content-type'), 'image/png');
     assert.equal((await fetch(`${url}/openapi.yaml`)).status, 200, 'finds openapi.yaml from dist/');
     assert.match(await (await fetch(`${url}/`)).text(), /<title>camserve/, 'finds public/ from dist/');
+    const summary = await fetch(`${url}/models/resnet/summary`, { headers: { Accept: 'text/plain' } });
+    assert.equal(summary.status, 200, 'the inspection routes are mounted');
+    assert.match(await summary.text(), /Model: resnet/);
+    const graph = await fetch(`${url}/models/resnet/graph`);
+    assert.equal(graph.headers.get('content-type')?.split(';')[0], 'image/svg+xml');
     r.child.kill('SIGINT');
     assert.equal(await r.exited, 0);
   } finally {
