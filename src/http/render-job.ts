@@ -21,7 +21,9 @@ export async function renderJob(job: RenderJob): Promise<Uint8Array[]> {
   const g = inputGeometry(image, job.input, job.resize);
   const out: Uint8Array[] = [];
   for (const map of job.maps) {
-    const full = mapToImage(normalizeMap(map), g, image.width, image.height);
+    // stretch: mapToImage is a plain resize to the image, which the renderers do on the fly
+    const map01 = normalizeMap(map);
+    const full = job.resize === 'stretch' ? map01 : mapToImage(map01, g, image.width, image.height);
     const png = job.kind === 'heatmap'
       ? await renderHeatmap({ map: full, width: image.width, height: image.height, colormap: job.colormap, normalize: false })
       : await renderOverlay({ image, map: full, alpha: job.alpha, colormap: job.colormap, normalize: false });

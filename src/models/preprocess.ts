@@ -166,14 +166,23 @@ export async function toModelInput(image: RgbImage, model: ModelInputSpec): Prom
   }
   const out = new Float32Array(W * H * C);
   const { scale, mean, std } = spec;
-  const order = spec.channels === 'BGR' ? [2, 1, 0] : [0, 1, 2];
-  for (let i = 0; i < W * H; i++) {
-    for (let c = 0; c < C; c++) {
-      let px: number;
-      if (spec.channels === 'gray') px = 0.299 * data[i * 3] + 0.587 * data[i * 3 + 1] + 0.114 * data[i * 3 + 2];
-      else px = data[i * 3 + order[c]];
-      out[nhwc ? i * C + c : c * W * H + i] = (px * scale - mean[c]) / std[c];
+  if (spec.channels === 'gray') {
+    for (let i = 0; i < W * H; i++) {
+      const px = 0.299 * data[i * 3] + 0.587 * data[i * 3 + 1] + 0.114 * data[i * 3 + 2];
+      for (let c = 0; c < C; c++) out[nhwc ? i * C + c : c * W * H + i] = (px * scale - mean[c]) / std[c];
     }
+    return out;
+  }
+  // RGB / BGR: a byte takes 256 values, so each channel's (px · scale − mean) / std is a table lookup
+  // (the same float32 values as computing it per pixel).
+  const order = spec.channels === 'BGR' ? [2, 1, 0] : [0, 1, 2];
+  const n = W * H;
+  for (let c = 0; c < C; c++) {
+    const table = new Float32Array(256);
+    for (let k = 0; k < 256; k++) table[k] = (k * scale - mean[c]) / std[c];
+    const src = order[c];
+    if (nhwc) for (let i = 0; i < n; i++) out[i * C + c] = table[data[i * 3 + src]];
+    else for (let i = 0, o = c * n; i < n; i++) out[o + i] = table[data[i * 3 + src]];
   }
   return out;
 }

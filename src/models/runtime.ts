@@ -11,6 +11,7 @@ import { MethodError, type ForwardRunner, type LayerTensors, type MethodName } f
 import { candidateLayers, extractHead, findLogits, type CandidateLayer } from '../onnx/analysis.js';
 import { ModelError, OnnxModel, attrInt, attrInts } from '../onnx/model.js';
 import { createSession, probeShapes, type OwnedSession, type SessionOptions, type TensorInfo } from '../onnx/session.js';
+import { decodeModel, encodeModel } from '../onnx/proto.js';
 import { averageMaps, type CamMap } from '../render/index.js';
 import { readManifest, type ModelManifest } from './manifest.js';
 
@@ -66,6 +67,13 @@ export interface RuntimeOptions extends SessionOptions {
   batchSize?: number;
   /** how many layer sets keep their sessions (least recently used are released) */
   maxLayerSets?: number;
+  /**
+   * Session options of the heads (with their backward pass; forward only for Ablation-CAM), over the
+   * rest. Default: the same, but with intra-op threads that do not spin: a head runs between two trunk
+   * runs, and spinning threads of the one take a core from the other (measured: explanations twice as
+   * slow with both spinning).
+   */
+  head?: SessionOptions;
 }
 
 interface HeadRun {
@@ -201,8 +209,11 @@ export class ModelRuntime {
       const head = extractHead(this.model, this.shapes, set.layers, this.info.logits);
       const headModel = await OnnxModel.fromBytes(head.bytes, this.model.file);
       const grad = await buildGradientPatch(headModel, this.shapes, { targets: set.layers, output: this.info.logits });
-      const session = await createSession(this.model, headModel.withPatch(grad.patch), this.options);
-      return { session, seed: grad.seed, gradients: grad.gradients, inputs: head.inputs };
+      // Only what the gradients need: onnxruntime runs every node of a graph whatever the fetches, and the
+      // head's own forward (pooling, classifier) is dead weight when the backward does not read it.
+      const pruned = pruneToOutputs(headModel.withPatch(grad.patch), Object.values(grad.gradients));
+      const session = await createSession(this.model, pruned.bytes, this.headOptions());
+      return { session, seed: grad.seed, gradients: grad.gradients, inputs: head.inputs.filter((i) => pruned.inputs.has(i)) };
     })();
     return set.head;
   }
@@ -210,10 +221,15 @@ export class ModelRuntime {
   private headForward(set: LayerSet) {
     set.headForward ??= (async () => {
       const head = extractHead(this.model, this.shapes, set.layers, this.info.logits);
-      const session = await createSession(this.model, head.bytes, this.options);
+      const session = await createSession(this.model, head.bytes, this.headOptions());
       return { session, inputs: head.inputs, batched: undefined as boolean | undefined };
     })();
     return set.headForward;
+  }
+
+  /** Options of the head sessions (backward, and forward-only for Ablation-CAM): see RuntimeOptions.head. */
+  private headOptions(): SessionOptions {
+    return { ...this.options, spinning: false, ...this.options.head };
   }
 
   private async releaseSet(s: LayerSet): Promise<void> {
@@ -296,7 +312,7 @@ export class ModelRuntime {
     const chooseTargets = (logits: Float32Array) => {
       if (req.targets && req.targets.length) return [...req.targets];
       const k = Math.min(Math.max(1, req.topk ?? 1), logits.length);
-      return Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, k);
+      return topClasses(logits, k);
     };
     const withGradients = method.needs === 'gradients';
     const base = await this.forwardBackward(set, req.input, withGradients, chooseTargets, timings);
@@ -370,13 +386,18 @@ export class ModelRuntime {
         const n = height * width * channels;
         const scores = new Float32Array(masks.length);
         const per = dynamicBatch ? batchSize : 1;
+        const hw = height * width;
+        // One input buffer, reused from batch to batch (a run reads its feeds before it returns).
+        const buffer = new Float32Array(Math.min(per, masks.length) * n);
         for (let start = 0; start < masks.length; start += per) {
           const chunk = masks.slice(start, start + per);
-          const x = new Float32Array(chunk.length * n);
+          const x = buffer.subarray(0, chunk.length * n);
           chunk.forEach((m, b) => {
-            for (let c = 0; c < channels; c++) for (let i = 0; i < height * width; i++) {
-              const idx = nhwc ? i * channels + c : c * height * width + i;
-              x[b * n + idx] = input[idx] * m[i];
+            const o = b * n;
+            if (nhwc) {
+              for (let i = 0; i < hw; i++) for (let c = 0; c < channels; c++) x[o + i * channels + c] = input[i * channels + c] * m[i];
+            } else {
+              for (let c = 0; c < channels; c++) for (let i = 0, k = c * hw; i < hw; i++) x[o + k + i] = input[k + i] * m[i];
             }
           });
           const dims = [chunk.length, ...this.info.inputDims.slice(1)];
@@ -393,12 +414,16 @@ export class ModelRuntime {
           ? await single.trunk.session.run({ [this.info.inputName]: this.inputTensor(input) }, single.sideInputs)
           : {};
         const scores = new Float32Array(variants.length);
+        // One batch buffer per input, reused from batch to batch (a run reads its feeds before it returns).
+        const buffers = new Map<string, Float32Array>();
         const runChunk = async (start: number, count: number) => {
           const feeds: Record<string, ort.Tensor> = {};
           for (const name of hf.inputs) {
             const dims = this.shapes.get(name)!.dims;
             const per = dims.reduce((a, b) => a * b, 1);
-            const data = new Float32Array(count * per);
+            let buffer = buffers.get(name);
+            if (!buffer || buffer.length < count * per) buffers.set(name, buffer = new Float32Array(count * per));
+            const data = buffer.subarray(0, count * per);
             for (let b = 0; b < count; b++) {
               data.set(name === layer ? variants[start + b] : trunkOut[name].data as Float32Array, b * per);
             }
@@ -472,6 +497,58 @@ export class ModelRuntime {
     }
     return row;
   }
+}
+
+/**
+ * The graph cut down to the nodes that `outputs` depend on, with only those outputs and the inputs and
+ * initializers that the remaining nodes read.
+ */
+function pruneToOutputs(bytes: Uint8Array, outputs: string[]): { bytes: Uint8Array; inputs: Set<string> } {
+  const model = decodeModel(bytes);
+  const graph = model.graph!;
+  const nodes = graph.node ?? [];
+  // Sub-graphs (If, Loop, Scan) may read outer tensors by name: leave such graphs whole.
+  if (nodes.some((n) => (n.attribute ?? []).some((a) => a.g || ((a as { graphs?: unknown[] }).graphs?.length ?? 0) > 0))) {
+    return { bytes, inputs: new Set((graph.input ?? []).map((v) => v.name ?? '')) };
+  }
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => { for (const o of n.output ?? []) if (o) producer.set(o, i); });
+  const keep = new Set<number>();
+  const read = new Set<string>(outputs);
+  const stack = [...outputs];
+  while (stack.length) {
+    const i = producer.get(stack.pop()!);
+    if (i === undefined || keep.has(i)) continue;
+    keep.add(i);
+    for (const t of nodes[i].input ?? []) {
+      if (!t) continue;
+      read.add(t);
+      stack.push(t);
+    }
+  }
+  graph.node = nodes.filter((_, i) => keep.has(i));
+  graph.initializer = (graph.initializer ?? []).filter((t) => read.has(t.name ?? ''));
+  graph.input = (graph.input ?? []).filter((v) => read.has(v.name ?? ''));
+  graph.output = outputs.map((name) => ({ name }));
+  return { bytes: encodeModel(model), inputs: new Set(graph.input.map((v) => v.name ?? '')) };
+}
+
+/**
+ * The indices of the `k` largest logits, largest first, ties in index order: what a stable sort by
+ * descending logit gives, by selection in one pass (k is small). With NaNs, the sort itself.
+ */
+export function topClasses(logits: Float32Array, k: number): number[] {
+  const top: number[] = [];
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i];
+    if (Number.isNaN(v)) return Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, k);
+    if (top.length === k && !(v > logits[top[k - 1]])) continue;
+    let j = top.length === k ? k - 1 : top.length;
+    while (j > 0 && v > logits[top[j - 1]]) j--;
+    top.splice(j, 0, i);
+    if (top.length > k) top.pop();
+  }
+  return top;
 }
 
 function flipRows(map: Float32Array, h: number, w: number): void {

@@ -10,11 +10,19 @@ import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './prot
 const init = workerData as WorkerInit;
 const runtimes = new Map<string, ModelRuntime>();
 
+/**
+ * onnxruntime's intra-op threads do not busy-wait here: after every run a spinning pool keeps a core busy
+ * for milliseconds, which the render thread, the HTTP thread, the other workers and the other models'
+ * sessions need. Measured on 2 cores (bench/RESULTS.md): ResNet-50 overlays took 60 ms end to end
+ * without spinning and 66 ms with it (the render slowed from 15 to 20 ms), 17.0 against 18.8 answers/s.
+ */
+const SPINNING = false;
+
 async function load(): Promise<ModelStatus[]> {
   const statuses: ModelStatus[] = [];
   for (const { id, dir } of init.models) {
     try {
-      const rt = await ModelRuntime.load(dir, { id, intraOpThreads: init.intraOpThreads, batchSize: init.batchSize });
+      const rt = await ModelRuntime.load(dir, { id, intraOpThreads: init.intraOpThreads, batchSize: init.batchSize, spinning: SPINNING });
       let warning: string | undefined;
       try {
         // Warm-up: builds and caches the default layer's explain sessions.
@@ -63,7 +71,7 @@ async function tensors(model: string, req: TensorsRequest): Promise<TensorsResul
   const rt = runtime(model);
   let probe = probes.get(model);
   if (!probe) {
-    probe = new TensorProbe(rt, { intraOpThreads: init.intraOpThreads });
+    probe = new TensorProbe(rt, { intraOpThreads: init.intraOpThreads, spinning: SPINNING });
     probes.set(model, probe);
   }
   return probe.run(req);

@@ -7,9 +7,17 @@ import { DataType, toInt } from './proto.js';
 export interface SessionOptions {
   intraOpThreads?: number;
   graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** let idle intra-op threads busy-wait for the next parallel section (onnxruntime's default: true) */
+  spinning?: boolean;
 }
 
-/** onnxruntime options of every camserve session (exported so that benchmarks can create a bare session with the same). */
+/**
+ * onnxruntime options of every camserve session (exported so that benchmarks can create a bare session
+ * with the same). Intra-op threads spin (busy-wait for the next parallel section, onnxruntime's default)
+ * unless `spinning` is false: spinning is fastest for back-to-back runs of one session, but a spinning
+ * pool takes a core from whatever runs next on the machine for milliseconds; measured on 2 cores, a
+ * ResNet-50 forward right after another spinning session's run took 60 ms instead of 30.
+ */
 export function ortSessionOptions(o: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   return {
     graphOptimizationLevel: o.graphOptimization ?? 'all',
@@ -18,6 +26,7 @@ export function ortSessionOptions(o: SessionOptions = {}): ort.InferenceSession.
     executionMode: 'sequential',
     enableCpuMemArena: true,
     logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: o.spinning === false ? '0' : '1' }, inter_op: { allow_spinning: '0' } } },
   };
 }
 

@@ -1,13 +1,12 @@
 // Rendering of class activation maps: normalisation, OpenCV-compatible bilinear resizing,
 // colour mapping, blending onto the input image (pytorch-grad-cam's show_cam_on_image) and PNG
-// encoding with sharp.
+// encoding (src/render/png.ts).
 //
 // Arithmetic that pytorch-grad-cam / OpenCV do in float32 is mirrored with Math.fround so that
 // byte outputs (colour indices, blended pixels) agree exactly with the Python reference.
 
-import sharp from 'sharp';
-
 import { COLORMAPS, type ColormapName } from './colormaps.js';
+import { PngWriter, blockRows, encodePngRgb } from './png.js';
 
 const f32 = Math.fround;
 
@@ -27,11 +26,11 @@ export interface RgbImage {
 }
 
 /**
- * zlib level for PNG output. Overlays are photographic, so deflate gains little from effort:
- * measured with sharp 0.35 on a 4000×3000 photo overlay (2-core dev VM), level 1 took ~120 ms
- * for 8.1 MB, level 3 ~205 ms for 5.3 MB, level 6 (sharp's default) ~240 ms for 4.6 MB; at
- * 224×224 levels 3 and 6 give the same size. Level 3 keeps most of the size reduction for less
- * encoding time, and encoding is the largest single cost of a render.
+ * PNG compression level of the renderers (0..9; see PngWriter in png.ts for what each level does).
+ * Level 3: Sub-filtered rows with deflate's run-length strategy. Measured on the benchmark's 640×480
+ * photograph-like overlay (2-core VM): 352 KB for about 9 ms of deflate work, which runs on the other
+ * cores while the rows are made, against 753 KB in 17 ms for the unfiltered libvips level 3 that the
+ * renderers used before.
  */
 export const DEFAULT_COMPRESSION_LEVEL = 3;
 
@@ -267,12 +266,170 @@ function toByte(v: number, max: number): number {
   return b >= 255 ? 255 : b | 0;
 }
 
-function encodePng(rgb: Buffer, width: number, height: number, compressionLevel: number | undefined): Promise<Buffer> {
+/**
+ * The colour-map index of every pixel of `resizeBilinear(map, width, height)`, i.e. what
+ * {@link applyColormap} looks up, computed row by row without the full-size float image (same
+ * arithmetic, so the same indices).
+ */
+export function colormapIndex(map: CamMap, width: number, height: number): Uint8Array {
+  checkMap(map, 'colormapIndex');
+  checkDims(width, height, 'colormapIndex');
+  const index = new Uint8Array(width * height);
+  const sw = map.width;
+  const sh = map.height;
+  const src = map.data;
+  if (sw === width && sh === height) {
+    for (let i = 0; i < index.length; i++) {
+      const v = f32(255 * src[i]);
+      index[i] = v > 0 ? (v >= 255 ? 255 : v | 0) : 0; // NaN → 0
+    }
+    return index;
+  }
+  // As resizeBilinear: the horizontal pass of the source rows used, then the vertical blend per row.
+  const xt = axisTaps(sw, width);
+  const yt = axisTaps(sh, height);
+  const rows = new Float32Array(sh * width);
+  const { i0: xi0, i1: xi1, w0: xw0, w1: xw1 } = xt;
+  for (let sy = 0; sy < sh; sy++) {
+    const sOff = sy * sw;
+    const rOff = sy * width;
+    for (let x = 0; x < width; x++) rows[rOff + x] = src[sOff + xi0[x]] * xw0[x] + src[sOff + xi1[x]] * xw1[x];
+  }
+  for (let y = 0; y < height; y++) {
+    const a = yt.i0[y] * width;
+    const b = yt.i1[y] * width;
+    const wa = yt.w0[y];
+    const wb = yt.w1[y];
+    const o = y * width;
+    for (let x = 0; x < width; x++) {
+      // wb = 0: the source row itself, as resizeBilinear copies it
+      const value = wb === 0 ? rows[a + x] : f32(rows[a + x] * wa + rows[b + x] * wb);
+      const v = f32(255 * value);
+      index[o + x] = v > 0 ? (v >= 255 ? 255 : v | 0) : 0; // NaN → 0
+    }
+  }
+  return index;
+}
+
+/**
+ * `blend(heat, imageRgb, alpha)` where heat is the colour map `lut` at `index`, in two passes over the
+ * pixels without the heat image. Without `png`, the blended RGB; with it, the rows go to the PNG writer
+ * as Sub-filtered scanlines (unfiltered at level 0) in blocks, each compressing while the next is made,
+ * and the Adler-32 of the scanlines is summed on the way.
+ *
+ * The maximum of cam over all pixels and channels is found per (colour index, channel): the heat value is
+ * fixed by them, and cam = th[heat] + ti[image] is non-decreasing in the image byte (float rounding is
+ * monotonic), so the largest image byte seen with each pair gives the same maximum as every pixel would.
+ */
+function blendIndexed(index: Uint8Array, imageRgb: Uint8Array, alpha: number, lut: Uint8Array, width: number, height: number, png?: PngWriter): { rgb?: Buffer; adler32: number } {
+  const n = index.length;
+  const wh = f32(1 - alpha);
+  const wi = f32(alpha);
+  const th = new Float32Array(256);
+  const ti = new Float32Array(256);
+  for (let k = 0; k < 256; k++) {
+    const u = f32(k / 255);
+    th[k] = wh * u;
+    ti[k] = wi * u;
+  }
+  // Pass 1: the largest image byte per (index, channel).
+  const top = new Int16Array(768).fill(-1);
+  for (let i = 0, o = 0; i < n; i++, o += 3) {
+    const t = index[i] * 3;
+    const r = imageRgb[o];
+    const g = imageRgb[o + 1];
+    const b = imageRgb[o + 2];
+    if (r > top[t]) top[t] = r;
+    if (g > top[t + 1]) top[t + 1] = g;
+    if (b > top[t + 2]) top[t + 2] = b;
+  }
+  let max = 0;
+  for (let t = 0; t < 768; t++) {
+    if (top[t] < 0) continue;
+    const v = f32(th[lut[t]] + ti[top[t]]);
+    if (v > max) max = v;
+  }
+  // Pass 2: every (heat, image) byte pair through the table of output bytes (all zeros if max is 0).
+  const bytes = new Uint8Array(1 << 16);
+  if (max > 0) {
+    for (let h = 0; h < 256; h++) {
+      const a = th[h];
+      for (let k = 0; k < 256; k++) bytes[(h << 8) | k] = toByte(f32(a + ti[k]), max);
+    }
+  }
+  const sub = png !== undefined && png.level > 0;
+  const rowBytes = png ? width * 3 + 1 : width * 3;
+  const block = png ? blockRows(width) : height;
+  let rgb: Buffer | undefined;
+  let s1 = 1;
+  let s2 = 0;
+  for (let y0 = 0; y0 < height; y0 += block) {
+    const y1 = Math.min(height, y0 + block);
+    const out = Buffer.allocUnsafe((y1 - y0) * rowBytes);
+    for (let y = y0; y < y1; y++) {
+      let j = (y - y0) * rowBytes;
+      if (png) {
+        const filter = sub ? 1 : 0;
+        out[j++] = filter;
+        s1 += filter;
+        s2 += s1;
+      }
+      let pr = 0;
+      let pg = 0;
+      let pb = 0;
+      for (let x = 0, i = y * width, o = i * 3; x < width; x++, i++, o += 3, j += 3) {
+        const t = index[i] * 3;
+        const r = bytes[(lut[t] << 8) | imageRgb[o]];
+        const g = bytes[(lut[t + 1] << 8) | imageRgb[o + 1]];
+        const b = bytes[(lut[t + 2] << 8) | imageRgb[o + 2]];
+        const fr = sub ? (r - pr) & 0xff : r;
+        const fg = sub ? (g - pg) & 0xff : g;
+        const fb = sub ? (b - pb) & 0xff : b;
+        out[j] = fr;
+        out[j + 1] = fg;
+        out[j + 2] = fb;
+        s1 += fr;
+        s2 += s1;
+        s1 += fg;
+        s2 += s1;
+        s1 += fb;
+        s2 += s1;
+        pr = r;
+        pg = g;
+        pb = b;
+      }
+      // Reduced once a row: exact in doubles for rows of up to millions of bytes.
+      s1 %= 65521;
+      s2 %= 65521;
+    }
+    if (png) png.write(out);
+    else rgb = out;
+  }
+  return { rgb, adler32: ((s2 << 16) | s1) >>> 0 };
+}
+
+function colormapLut(name: ColormapName): Uint8Array {
+  const lut = COLORMAPS[name];
+  if (lut === undefined) throw new RangeError(`applyColormap: unknown colour map ${String(name)}`);
+  return lut;
+}
+
+/** `blend(applyColormap(map01, name), imageRgb, alpha)` without the intermediate heat image: the same bytes, faster. */
+export function colormapBlend(map01: CamMap, imageRgb: Buffer, alpha: number, name: ColormapName): Buffer {
+  checkMap(map01, 'colormapBlend');
+  if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`blend: alpha must be in [0, 1], got ${alpha}`);
+  const lut = colormapLut(name);
+  const n = map01.data.length;
+  if (imageRgb.length !== n * 3) throw new RangeError(`blend: heat map has ${n * 3} bytes, image ${imageRgb.length}`);
+  return blendIndexed(colormapIndex(map01, map01.width, map01.height), imageRgb, alpha, lut, map01.width, map01.height).rgb!;
+}
+
+function checkLevel(compressionLevel: number | undefined): number {
   const level = compressionLevel ?? DEFAULT_COMPRESSION_LEVEL;
   if (!Number.isInteger(level) || level < 0 || level > 9) {
     throw new RangeError(`compressionLevel must be an integer in 0..9, got ${level}`);
   }
-  return sharp(rgb, { raw: { width, height, channels: 3 } }).png({ compressionLevel: level }).toBuffer();
+  return level;
 }
 
 /** Options of {@link renderOverlay}. */
@@ -308,11 +465,14 @@ export async function renderOverlay(opts: OverlayOptions): Promise<Buffer> {
   if (image.channels !== 3) throw new RangeError(`renderOverlay: image must have 3 channels, got ${String(image.channels)}`);
   checkRgb(image.data, image.width, image.height, 'renderOverlay image');
   if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`renderOverlay: alpha must be in [0, 1], got ${alpha}`);
+  const level = checkLevel(opts.compressionLevel);
+  const lut = colormapLut(opts.colormap ?? 'jet');
   const m0 = opts.normalize === false ? map : normalizeMap(map);
-  const m = resizeBilinear(m0, image.width, image.height);
-  const heat = applyColormap(m, opts.colormap ?? 'jet');
-  const rgb = blend(heat, image.data, alpha);
-  return encodePng(rgb, image.width, image.height, opts.compressionLevel);
+  // resize → colour map → blend → PNG rows in two passes over the pixels (see colormapIndex, blendIndexed)
+  const index = colormapIndex(m0, image.width, image.height);
+  const png = new PngWriter(image.width, image.height, level);
+  const { adler32 } = blendIndexed(index, image.data, alpha, lut, image.width, image.height, png);
+  return png.end(adler32);
 }
 
 /** Options of {@link renderHeatmap}. */
@@ -336,10 +496,18 @@ export interface HeatmapOptions {
  */
 export async function renderHeatmap(opts: HeatmapOptions): Promise<Buffer> {
   checkDims(opts.width, opts.height, 'renderHeatmap');
+  const level = checkLevel(opts.compressionLevel);
+  const lut = colormapLut(opts.colormap ?? 'jet');
   const m0 = opts.normalize === false ? opts.map : normalizeMap(opts.map);
-  const m = resizeBilinear(m0, opts.width, opts.height);
-  const heat = applyColormap(m, opts.colormap ?? 'jet');
-  return encodePng(heat, opts.width, opts.height, opts.compressionLevel);
+  const index = colormapIndex(m0, opts.width, opts.height);
+  const heat = Buffer.allocUnsafe(index.length * 3);
+  for (let i = 0, o = 0; i < index.length; i++, o += 3) {
+    const l = index[i] * 3;
+    heat[o] = lut[l];
+    heat[o + 1] = lut[l + 1];
+    heat[o + 2] = lut[l + 2];
+  }
+  return encodePngRgb(heat, opts.width, opts.height, level);
 }
 
 /**

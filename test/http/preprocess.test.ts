@@ -76,6 +76,28 @@ test('toModelInput lays out NHWC and swaps to BGR', async () => {
   assert.deepEqual([...x.subarray(0, 6)], [30, 20, 10, 30, 20, 10]);
 });
 
+test('toModelInput: every pixel of a varied image, for each layout and channel order, is the float32 of (pixel·scale − mean) / std', async () => {
+  const w = 6;
+  const h = 5;
+  const data = Buffer.alloc(w * h * 3);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 37 + 11) % 256;
+  const image: RgbImage = { data, width: w, height: h, channels: 3 };
+  const mean = [0.485, 0.456, 0.406];
+  const std = [0.229, 0.224, 0.225];
+  for (const layout of ['NCHW', 'NHWC'] as const) {
+    for (const channels of ['RGB', 'BGR'] as const) {
+      const x = await toModelInput(image, spec({ layout, channels, mean, std }, [h, w]));
+      const order = channels === 'BGR' ? [2, 1, 0] : [0, 1, 2];
+      for (let i = 0; i < w * h; i++) {
+        for (let c = 0; c < 3; c++) {
+          const expected = Math.fround((data[i * 3 + order[c]] * (1 / 255) - mean[c]) / std[c]);
+          assert.equal(x[layout === 'NHWC' ? i * 3 + c : c * w * h + i], expected, `${layout} ${channels} pixel ${i} channel ${c}`);
+        }
+      }
+    }
+  }
+});
+
 test('toModelInput makes grey with ITU-R 601 luma', async () => {
   const x = await toModelInput(solid(4, 4, [100, 150, 200]), spec({ channels: 'gray', scale: 1, mean: [0], std: [1] }, [4, 4], 1));
   assert.equal(x.length, 16);

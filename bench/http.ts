@@ -1,0 +1,207 @@
+// End-to-end benchmark over HTTP: the real server (`node dist/src/http/main.js`) as a child process
+// serving the bench models through a temporary folder of symlinks; a JPEG 640×480 in, a PNG overlay out.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { BENCH_MODELS, median, percentile } from './engine.js';
+
+/**
+ * The request image, the same in every run: a synthetic photograph-like 640×480 picture (smooth shapes
+ * and shading plus sensor-like noise, which is what makes photographs hard to compress), as a JPEG of
+ * quality 90 (about 45 KB).
+ */
+export async function benchJpeg(width = 640, height = 480): Promise<Buffer> {
+  let seed = 12345;
+  const noise = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32 - 0.5;
+  };
+  const rgb = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const u = x / width;
+      const v = y / height;
+      const disc = Math.hypot(u - 0.62, v - 0.45) < 0.22 ? 1 : 0;
+      const base = [
+        90 + 100 * v + 40 * Math.sin(9 * u + 3 * v) + 60 * disc,
+        110 + 60 * Math.cos(7 * v - 2 * u) - 50 * disc,
+        140 - 90 * u + 30 * Math.sin(23 * u * v) + 20 * disc,
+      ];
+      for (let c = 0; c < 3; c++) rgb[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(base[c] + 14 * noise())));
+    }
+  }
+  return sharp(rgb, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ServerHandle {
+  url: string;
+  pid: number;
+  child: ChildProcess;
+  /** VmHWM / VmRSS of the server process, MiB */
+  memory(): Promise<{ hwmMiB: number; rssMiB: number }>;
+  stop(): Promise<void>;
+}
+
+async function procStatus(pid: number): Promise<{ hwmMiB: number; rssMiB: number }> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  return { hwmMiB: kb('VmHWM') / 1024, rssMiB: kb('VmRSS') / 1024 };
+}
+
+/** Starts the built server on the given models; resolves once /readyz answers 200. */
+export async function startBenchServer(models: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<ServerHandle> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-bench-'));
+  for (const m of models) await symlink(path.join(BENCH_MODELS, m), path.join(dir, m));
+  const port = await freePort();
+  const child = spawn(process.execPath, [...nodeArgs, path.resolve('dist/src/http/main.js')], {
+    env: { ...process.env, MODELS_DIR: dir, PORT: String(port), HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (d: Buffer) => { output = (output + d.toString()).slice(-4000); };
+  // Drain its log (a line per request) so that the pipe never blocks it.
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`server exited with ${code} before it was ready\n${output}`))));
+  exited.catch(() => undefined);
+  const deadline = Date.now() + 5 * 60_000;
+  try {
+    for (;;) {
+      const status = await Promise.race([fetch(`${url}/readyz`).then((r) => r.status, () => 0), exited]);
+      if (status === 200) break;
+      if (Date.now() > deadline) throw new Error(`server not ready after 5 minutes\n${output}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } catch (e) {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    url,
+    pid: child.pid!,
+    child,
+    memory: () => procStatus(child.pid!),
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Answer { status: number; ms: number; body: Buffer; type: string; timing: Record<string, number> }
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/** POSTs the image to `/cam?query` and reads the whole answer. */
+export function postCam(base: string, query: string, body: Buffer, accept = '*/*'): Promise<Answer> {
+  const t = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}/cam?${query}`, {
+      method: 'POST', agent,
+      headers: { 'Content-Type': 'image/jpeg', 'Content-Length': body.length, Accept: accept },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const timing: Record<string, number> = {};
+        for (const part of String(res.headers['server-timing'] ?? '').split(',')) {
+          const m = /^\s*([\w-]+);dur=([\d.]+)/.exec(part);
+          if (m) timing[m[1]] = Number(m[2]);
+        }
+        const answer = { status: res.statusCode ?? 0, ms: performance.now() - t, body: Buffer.concat(chunks), type: String(res.headers['content-type'] ?? ''), timing };
+        if (answer.status !== 200) reject(new Error(`POST /cam?${query}: ${answer.status} ${answer.body.toString().slice(0, 300)}`));
+        else resolve(answer);
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export interface HttpResult {
+  model: string;
+  p50: number;
+  p95: number;
+  /** median Server-Timing stages at concurrency 1 */
+  stages: Record<string, number>;
+  concurrency: number;
+  /** answers per second at `concurrency` */
+  throughput: number;
+  /** latency at `concurrency`, p50 */
+  loadedP50: number;
+  single: number;
+  topk5: number;
+  five: number;
+  pngBytes: number;
+}
+
+/** Sequential latency, throughput under load, and topk=5 in one request vs five. */
+export async function benchHttp(server: ServerHandle, model: string, jpeg: Buffer, opts: { runs: number; concurrency: number; requests: number }): Promise<HttpResult> {
+  const q = `model=${encodeURIComponent(model)}&method=gradcam`;
+  for (let i = 0; i < 3; i++) await postCam(server.url, q, jpeg);
+  const lat: number[] = [];
+  const stages: Record<string, number[]> = {};
+  let pngBytes = 0;
+  for (let i = 0; i < opts.runs; i++) {
+    const a = await postCam(server.url, q, jpeg);
+    if (!a.type.startsWith('image/png')) throw new Error(`expected a PNG, got ${a.type}`);
+    pngBytes = a.body.length;
+    lat.push(a.ms);
+    for (const [k, v] of Object.entries(a.timing)) (stages[k] ??= []).push(v);
+  }
+
+  // Throughput: `concurrency` clients, each sending its next request as soon as its answer is in.
+  let sent = 0;
+  const loaded: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: opts.concurrency }, async () => {
+    while (sent < opts.requests) {
+      sent++;
+      loaded.push((await postCam(server.url, q, jpeg)).ms);
+    }
+  }));
+  const wall = performance.now() - t0;
+
+  // topk=5: one request (JSON with the five overlays as PNG) against five requests (one overlay each), alternating.
+  const json = JSON.parse((await postCam(server.url, `${q}&output=json&topk=5`, jpeg, 'application/json')).body.toString()) as { explanations: { target: { index: number } }[] };
+  const top5 = json.explanations.map((e) => e.target.index);
+  const single: number[] = [];
+  const one: number[] = [];
+  const five: number[] = [];
+  const rounds = Math.max(3, Math.ceil(opts.runs / 3));
+  for (let i = 0; i < rounds; i++) {
+    single.push((await postCam(server.url, q, jpeg)).ms);
+    one.push((await postCam(server.url, `${q}&output=json&topk=5&include_png=true`, jpeg, 'application/json')).ms);
+    const t = performance.now();
+    for (const c of top5) await postCam(server.url, `${q}&target=${c}`, jpeg);
+    five.push(performance.now() - t);
+  }
+  return {
+    model, p50: median(lat), p95: percentile(lat, 0.95),
+    stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, median(v)])),
+    concurrency: opts.concurrency, throughput: (opts.requests / wall) * 1000, loadedP50: median(loaded),
+    single: median(single), topk5: median(one), five: median(five), pngBytes,
+  };
+}

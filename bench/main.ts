@@ -1,0 +1,211 @@
+// `npm run bench`: what an explanation costs next to one bare onnxruntime forward pass, measured side by
+// side in one run on one machine, printed as a markdown table ready for the README.
+//
+//   npm run bench -- [--models resnet50,resnet18,mobilenetv2] [--runs N] [--quick]
+//                    [--no-http] [--no-scorecam] [--no-build] [--threads T] [--workers W] [--out FILE]
+//
+// The models are full-size torchvision networks at 224×224 (git-ignored; make them with
+// `/usr/bin/python3 tools/fixtures/generate.py --big-extdata`). Parts:
+//   1. in process: bare forward (the floor) / gradcam / topk=5 / eigencam in alternating blocks; Ablation-CAM and
+//      Score-CAM against the runs they need; explain-graph build time of the 100 MB model;
+//   2. over HTTP: the built server as a child process, JPEG 640×480 in → PNG overlay out: latency at
+//      concurrency 1, throughput at concurrency 2 × workers, topk=5 in one request vs five requests,
+//      and the server's peak RSS.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { available, benchBuild, benchEngine, type EngineResult } from './engine.js';
+import { benchHttp, benchJpeg, startBenchServer, type HttpResult } from './http.js';
+
+interface Flags {
+  models: string[];
+  runs: number;
+  quick: boolean;
+  http: boolean;
+  scorecam: boolean;
+  build: boolean;
+  threads: number;
+  workers?: number;
+  out?: string;
+}
+
+const cores = os.availableParallelism?.() ?? os.cpus().length;
+
+function parseFlags(argv: string[]): Flags {
+  const f: Flags = { models: ['resnet50', 'resnet18', 'mobilenetv2'], runs: 0, quick: false, http: true, scorecam: true, build: true, threads: cores };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const name = a.split('=')[0];
+    switch (name) {
+      case '--models': f.models = value().split(',').map((s) => s.trim()).filter(Boolean); break;
+      case '--runs': f.runs = Number(value()); break;
+      case '--quick': f.quick = true; break;
+      case '--no-http': f.http = false; break;
+      case '--no-scorecam': f.scorecam = false; break;
+      case '--no-build': f.build = false; break;
+      case '--threads': f.threads = Number(value()); break;
+      case '--workers': f.workers = Number(value()); break;
+      case '--out': f.out = value(); break;
+      case '--help': case '-h':
+        process.stdout.write(readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
+        process.exit(0);
+        break;
+      default: throw new Error(`unknown flag ${a} (see --help)`);
+    }
+  }
+  if (!f.runs) f.runs = f.quick ? 5 : 20;
+  if (f.quick) f.scorecam = false;
+  if (!(f.runs >= 1) || !(f.threads >= 1)) throw new Error('--runs and --threads must be positive');
+  return f;
+}
+
+function cpuModel(): string {
+  try {
+    const m = /^Model name:\s*(.+)$/m.exec(execFileSync('lscpu', { encoding: 'utf8' }));
+    if (m) return m[1].trim();
+  } catch { /* no lscpu */ }
+  return os.cpus()[0]?.model ?? 'unknown CPU';
+}
+
+function version(pkg: string): string {
+  try {
+    return (JSON.parse(readFileSync(path.resolve('node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
+const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const x = (v: number) => `${v.toFixed(2)}×`;
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  const models = flags.models.filter((m) => {
+    if (available(m)) return true;
+    log(`skipping ${m}: bench/models/${m}/model.onnx is missing (make it with /usr/bin/python3 tools/fixtures/generate.py --big-extdata)`);
+    return false;
+  });
+  if (!models.length) throw new Error('no bench model available');
+  const workers = flags.workers ?? Math.max(1, Math.floor(cores / 2));
+  const ortThreads = Math.max(1, Math.floor(cores / workers));
+  const lines: string[] = [];
+  const out = (s = '') => { lines.push(s); process.stdout.write(`${s}\n`); };
+  const argv = process.argv.slice(2);
+  out('## Benchmark: an explanation next to one forward pass');
+  out();
+  out(`- date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`);
+  out(`- machine: ${cpuModel()}, ${cores} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${os.type()} ${os.release()}`);
+  out(`- software: Node ${process.version}, onnxruntime-node ${version('onnxruntime-node')}, sharp ${version('sharp')} (libvips ${sharp.versions.vips})`);
+  out(`- command: \`npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}\``);
+  out(`- models: torchvision ${models.join(', ')} (random weights), 224×224, batch 1; the floor is a bare onnxruntime-node session of the original model, ${flags.threads} intra-op threads: the faster of onnxruntime's default options (spinning threads) and the server's (no spinning)`);
+  out();
+
+  // 1. In process.
+  const engine = new Map<string, EngineResult>();
+  for (const m of models) {
+    log(`[in-process] ${m}: ${flags.runs} interleaved rounds${flags.scorecam ? ' + Score-CAM (slow)' : ''}`);
+    engine.set(m, await benchEngine(m, flags.runs, flags.threads, { scorecam: flags.scorecam }));
+  }
+  out(`### In process (median of ${flags.runs} runs in alternating blocks; × = ratio to the bare forward, the faster of its two columns)`);
+  out();
+  out('| model | bare forward: onnxruntime defaults / no spinning | gradcam | gradcam topk=5 | eigencam | gradcam stages: forward / backward / CAM |');
+  out('|---|---:|---:|---:|---:|---|');
+  for (const [m, r] of engine) {
+    const row = (i: number) => `${ms(r.rows[i].ms)} ms (${x(r.rows[i].ratio)})`;
+    const s = r.stages;
+    const bold = (v: number) => (v === r.bareMs ? `**${ms(v)}**` : ms(v));
+    out(`| ${m} | ${bold(r.bareDefaultMs)} / ${bold(r.bareNoSpinMs)} ms | ${row(1)} | ${row(2)}, ${x(r.rows[2].ms / r.rows[1].ms)} top-1 | ${row(3)} | ${ms(s.forward_ms ?? NaN)} / ${ms(s.backward_ms ?? NaN)} / ${ms(s.cam_ms ?? NaN)} ms |`);
+  }
+  out();
+  out('| model | method | time | × bare forward | runs it needs |');
+  out('|---|---|---:|---:|---|');
+  for (const [m, r] of engine) {
+    for (const row of r.rows.slice(4)) out(`| ${m} | ${row.what} | ${ms(row.ms)} ms | ${x(row.ratio)} | ${row.note ?? ''} |`);
+  }
+  out();
+  if (!flags.quick && available('resnet50')) {
+    log('[in-process] explain-graph build of resnet50');
+    const b = await benchBuild('resnet50');
+    out(`Explain-graph build of the ${b.model_mb.toFixed(0)} MB ResNet-50 (once per model and layer set, at start-up): decode ${ms(b.decode_ms)} ms, shape probe ${ms(b.probe_ms)} ms, ` +
+      `full backward graph to layer3 ${ms(b.explain_graph_ms)} ms (${b.backward_nodes} nodes), head of the last layer ${ms(b.head_last_layer_ms)} ms.`);
+    out();
+  }
+
+  // 2. Over HTTP.
+  const http: HttpResult[] = [];
+  let memory: { hwmMiB: number; rssMiB: number } | undefined;
+  let readyMemory: { hwmMiB: number; rssMiB: number } | undefined;
+  if (flags.http) {
+    if (flags.build) {
+      log('[http] building dist/ (tsc)');
+      const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
+      if (r.status !== 0) throw new Error('tsc failed');
+    }
+    const jpeg = await benchJpeg();
+    log(`[http] starting the server (${workers} worker(s) × ${ortThreads} threads) on ${models.join(', ')}`);
+    const server = await startBenchServer(models, flags.workers ? { WORKERS: String(flags.workers) } : {});
+    try {
+      readyMemory = await server.memory();
+      const concurrency = 2 * workers;
+      for (const m of models) {
+        log(`[http] ${m}`);
+        http.push(await benchHttp(server, m, jpeg, {
+          runs: flags.runs, concurrency, requests: Math.max(4 * concurrency, flags.quick ? 8 : 2 * flags.runs),
+        }));
+      }
+      memory = await server.memory();
+    } finally {
+      await server.stop();
+    }
+    out(`### Over HTTP (JPEG 640×480 in, PNG overlay out; server: ${workers} inference worker(s) × ${ortThreads} onnxruntime threads + a render thread; client on the same machine)`);
+    out();
+    out(`| model | p50 (c=1) | p95 (c=1) | throughput (c=${2 * workers}) | vs bare forward throughput | stages at c=1: decode / preprocess / queue / forward / backward / CAM / render / total |`);
+    out('|---|---:|---:|---:|---:|---|');
+    for (const h of http) {
+      const bare = engine.get(h.model)!.bareMs;
+      const s = h.stages;
+      const st = ['decode', 'preprocess', 'queue', 'forward', 'backward', 'cam', 'render', 'total'].map((k) => (s[k] === undefined ? '–' : ms(s[k]))).join(' / ');
+      out(`| ${h.model} | ${ms(h.p50)} ms (${x(h.p50 / bare)}) | ${ms(h.p95)} ms (${x(h.p95 / bare)}) | ${h.throughput.toFixed(2)}/s | ${x(h.throughput / (1000 / bare))} of ${(1000 / bare).toFixed(2)}/s | ${st} ms |`);
+    }
+    out();
+    out('| model | one class (PNG) | topk=5 in one request (JSON + 5 PNGs) | five requests (one PNG each) |');
+    out('|---|---:|---:|---:|');
+    for (const h of http) {
+      out(`| ${h.model} | ${ms(h.single)} ms | ${ms(h.topk5)} ms (${x(h.topk5 / h.single)}) | ${ms(h.five)} ms (${x(h.five / h.single)}) |`);
+    }
+    out();
+    out(`Server memory (all ${models.length} models loaded and warmed in each worker): RSS ${readyMemory.rssMiB.toFixed(0)} MiB when ready; peak RSS (VmHWM) ${memory.hwmMiB.toFixed(0)} MiB after the HTTP runs. PNG overlay: ${((http[0]?.pngBytes ?? 0) / 1024).toFixed(0)} KiB.`);
+    out();
+  }
+
+  // Targets.
+  out('### Targets');
+  out();
+  const check = (ok: boolean, text: string) => out(`- ${ok ? '✅' : '❌'} ${text}`);
+  for (const [m, r] of engine) {
+    check(r.rows[1].ratio <= 1.1, `${m}: in-process gradcam ≤ 1.1× bare forward: ${x(r.rows[1].ratio)}`);
+    check(r.rows[2].ms / r.rows[1].ms <= 1.3, `${m}: topk=5 ≤ 1.3× one explanation: ${x(r.rows[2].ms / r.rows[1].ms)} in process`);
+  }
+  for (const h of http) {
+    const bare = engine.get(h.model)!.bareMs;
+    if (h.model.startsWith('resnet50')) check(h.p50 / bare <= 1.3, `${h.model}: end-to-end p50 ≤ 1.3× bare forward: ${x(h.p50 / bare)}`);
+    check(h.throughput / (1000 / bare) >= 0.9, `${h.model}: throughput at c=${h.concurrency} ≥ 0.9× bare forward throughput: ${x(h.throughput / (1000 / bare))}`);
+  }
+  if (flags.out) {
+    writeFileSync(flags.out, `${lines.join('\n')}\n`);
+    log(`written to ${flags.out}`);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
