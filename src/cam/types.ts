@@ -11,14 +11,24 @@ export interface LayerTensors {
   G?: Float32Array;
 }
 
+/** Variants of a layer's activations [C·h·w], made on demand. */
+export interface ActivationVariants {
+  count: number;
+  write(index: number, out: Float32Array): void;
+}
+
 /** Forward runs a method may ask for (Score-CAM, Ablation-CAM) and head facts (CAM). */
 export interface ForwardRunner {
   /** Spatial size of the model input. */
   readonly inputSize: { height: number; width: number };
   /** Target-class logit of the whole model on the current input multiplied by each mask (height × width, broadcast over channels). */
   scoreMasked(masks: Float32Array[], target: number): Promise<Float32Array>;
-  /** Target-class logit of the part of the model after `layer`, with its activations replaced by each of `variants`. */
-  scoreActivations(layer: string, variants: Float32Array[], target: number): Promise<Float32Array>;
+  /**
+   * Target-class logit of the part of the model after `layer`, with its activations replaced by each of
+   * `variants.count` variants; `write(i, out)` fills variant i into `out` (written straight into the batch
+   * buffer, so no variant is ever held in memory as a whole set).
+   */
+  scoreActivations(layer: string, variants: ActivationVariants, target: number): Promise<Float32Array>;
   /** Row `target` of the linear classifier that follows global average pooling of `layer` (throws if the head is not GAP → linear). */
   classifierWeights(layer: string, target: number): Promise<Float32Array>;
 }

@@ -408,12 +408,13 @@ export class ModelRuntime {
         return scores;
       },
       scoreActivations: async (layer, variants, target) => {
+        const total = variants.count;
         const single = await this.layerSet([layer]);
         const hf = await this.headForward(single);
         const trunkOut = single.sideInputs.length
           ? await single.trunk.session.run({ [this.info.inputName]: this.inputTensor(input) }, single.sideInputs)
           : {};
-        const scores = new Float32Array(variants.length);
+        const scores = new Float32Array(total);
         // One batch buffer per input, reused from batch to batch (a run reads its feeds before it returns).
         const buffers = new Map<string, Float32Array>();
         const runChunk = async (start: number, count: number) => {
@@ -425,7 +426,9 @@ export class ModelRuntime {
             if (!buffer || buffer.length < count * per) buffers.set(name, buffer = new Float32Array(count * per));
             const data = buffer.subarray(0, count * per);
             for (let b = 0; b < count; b++) {
-              data.set(name === layer ? variants[start + b] : trunkOut[name].data as Float32Array, b * per);
+              const slot = data.subarray(b * per, (b + 1) * per);
+              if (name === layer) variants.write(start + b, slot);
+              else slot.set(trunkOut[name].data as Float32Array);
             }
             feeds[name] = new ort.Tensor('float32', data, [count, ...dims.slice(1)]);
           }
@@ -433,8 +436,8 @@ export class ModelRuntime {
           const logits = out[this.info.logits].data as Float32Array;
           for (let b = 0; b < count; b++) scores[start + b] = logits[b * this.info.numClasses + target];
         };
-        for (let start = 0; start < variants.length;) {
-          const count = hf.batched === false ? 1 : Math.min(batchSize, variants.length - start);
+        for (let start = 0; start < total;) {
+          const count = hf.batched === false ? 1 : Math.min(batchSize, total - start);
           try {
             await runChunk(start, count);
             if (count > 1) hf.batched = true;

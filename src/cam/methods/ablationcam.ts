@@ -14,13 +14,13 @@ export const ablationcam: CamMethod = {
     let min = Infinity;
     for (const v of l.A) min = Math.min(min, v);
     const fill = min === 0 ? 0 : min - 1e7;
-    const variants: Float32Array[] = [];
-    for (let k = 0; k < l.C; k++) {
-      const a = Float32Array.from(l.A);
-      a.fill(fill, k * hw, (k + 1) * hw);
-      variants.push(a);
-    }
-    const scores = await ctx.runner.scoreActivations(l.name, variants, ctx.target);
+    const scores = await ctx.runner.scoreActivations(l.name, {
+      count: l.C,
+      write(k, out) {
+        out.set(l.A);
+        out.fill(fill, k * hw, (k + 1) * hw);
+      },
+    }, ctx.target);
     return Float32Array.from(scores, (s) => (ctx.score - s) / ctx.score);
   },
 };
