@@ -52,13 +52,8 @@ export async function featureGridPng(modelDir: string, imageInput: Float32Array,
 export function featureGridOf(modelDir: string, imageInput: Float32Array, layer: string | string[] | undefined, opts: GridOptions = {}): Promise<GridResult> {
   return withRuntime(modelDir, async (rt) => {
     const layers = layer === undefined ? [rt.info.defaultLayer] : Array.isArray(layer) ? layer : [layer];
-    const probe = new TensorProbe(rt);
-    try {
-      const t = await probe.run({ input: imageInput, layers });
-      return await featureGrid(t.layers.map((l) => ({ layer: l.layer, maps: { C: l.dims[1], h: l.dims[2], w: l.dims[3], data: l.activations } })), opts);
-    } finally {
-      await probe.release();
-    }
+    const t = await new TensorProbe(rt).run({ input: imageInput, layers });
+    return featureGrid(t.layers.map((l) => ({ layer: l.layer, maps: { C: l.dims[1], h: l.dims[2], w: l.dims[3], data: l.activations } })), opts);
   });
 }
 
@@ -79,9 +74,7 @@ export function histogramsOf(
 ): Promise<{ layers: LayerHistograms[]; targets: number[]; png?: Buffer }> {
   return withRuntime(modelDir, async (rt) => {
     const layers = layer === undefined ? [rt.info.defaultLayer] : Array.isArray(layer) ? layer : [layer];
-    const probe = new TensorProbe(rt);
-    const t = await probe.run(opts.targets?.length ? { input: imageInput, layers, targets: opts.targets } : { input: imageInput, layers, topk: 1 });
-    await probe.release();
+    const t = await new TensorProbe(rt).run(opts.targets?.length ? { input: imageInput, layers, targets: opts.targets } : { input: imageInput, layers, topk: 1 });
     const out: LayerHistograms[] = t.layers.map((l) => ({
       layer: l.layer, dims: l.dims,
       activations: histogram(l.activations, { bins: opts.bins, range: opts.range }),

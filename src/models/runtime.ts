@@ -284,13 +284,25 @@ export class ModelRuntime {
   }
 
   /**
-   * The raw material of every gradient method: logits, the layers' activations A [C·h·w] and, per target,
-   * dLogit_target/dA ([K·C·h·w], targets in order), from one trunk run and one head run.
+   * The raw material of every method: logits, the layers' activations A [C·h·w] and, when classes are
+   * asked for (`targets`, or the `topk` best), dLogit_target/dA per target ([K·C·h·w], targets in order),
+   * from one trunk run and, with classes, one head run. Without classes no backward graph is built.
    */
-  async activationsAndGradients(input: Float32Array, layers: string[], targets: number[]) {
+  async tensors(input: Float32Array, layers: string[], classes: { targets?: number[]; topk?: number } = {}) {
     this.checkLayers(layers);
+    for (const c of classes.targets ?? []) {
+      if (!Number.isInteger(c) || c < 0 || c >= this.info.numClasses) throw new MethodError(`target class ${c} is outside 0..${this.info.numClasses - 1}`);
+    }
+    const withGradients = (classes.targets?.length ?? 0) > 0 || classes.topk !== undefined;
     const set = await this.layerSet(layers);
-    const r = await this.forwardBackward(set, input, true, () => targets, {});
+    const choose = (logits: Float32Array) => (classes.targets?.length ? classes.targets : withGradients ? topClasses(logits, Math.min(Math.max(1, classes.topk ?? 1), logits.length)) : []);
+    const r = await this.forwardBackward(set, input, withGradients, choose, {});
+    return { logits: r.logits, targets: r.targets, activations: r.activations, gradients: r.gradients };
+  }
+
+  /** `tensors` for given classes: activations and gradients (the tests' entry to the engine). */
+  async activationsAndGradients(input: Float32Array, layers: string[], targets: number[]) {
+    const r = await this.tensors(input, layers, { targets });
     return { logits: r.logits, activations: r.activations, gradients: r.gradients! };
   }
 

@@ -58,7 +58,6 @@ async function explain(model: string, req: ExplainRequest): Promise<ExplainResul
 }
 
 // Inspection jobs: tensors of one input (activations, gradients), and the graph facts (computed once).
-const probes = new Map<string, TensorProbe>();
 const facts = new Map<string, ModelFacts>();
 
 function runtime(model: string): ModelRuntime {
@@ -67,14 +66,8 @@ function runtime(model: string): ModelRuntime {
   return rt;
 }
 
-async function tensors(model: string, req: TensorsRequest): Promise<TensorsResult> {
-  const rt = runtime(model);
-  let probe = probes.get(model);
-  if (!probe) {
-    probe = new TensorProbe(rt, { intraOpThreads: init.intraOpThreads, spinning: SPINNING });
-    probes.set(model, probe);
-  }
-  return probe.run(req);
+function tensors(model: string, req: TensorsRequest): Promise<TensorsResult> {
+  return new TensorProbe(runtime(model)).run(req);
 }
 
 function factsOf(model: string): ModelFacts {
@@ -121,8 +114,7 @@ port.on('message', (msg: WorkerRequest) => {
       replyError(msg.job, e as Error);
     }
   } else if (msg.type === 'shutdown') {
-    const releases = [...runtimes.values()].map((r) => r.release()).concat([...probes.values()].map((p) => p.release()));
-    void Promise.all(releases).finally(() => process.exit(0));
+    void Promise.all([...runtimes.values()].map((r) => r.release())).finally(() => process.exit(0));
   }
 });
 

@@ -58,12 +58,12 @@ after(async () => {
 
 function form(fields: Record<string, string> = {}, image: Buffer | null = png): FormData {
   const f = new FormData();
-  if (image) f.append('image', new Blob([image], { type: 'image/png' }), 'x.png');
+  if (image) f.append('image', new Blob([new Uint8Array(image)], { type: 'image/png' }), 'x.png');
   for (const [k, v] of Object.entries(fields)) f.append(k, v);
   return f;
 }
 
-const post = (p: string, body: FormData | Buffer = form(), headers: Record<string, string> = {}) => call('POST', p, { body, headers });
+const post = (p: string, body: FormData | Buffer = form(), headers: Record<string, string> = {}) => call('POST', p, { body: body instanceof FormData ? body : new Uint8Array(body), headers });
 
 async function problem(a: Answer | Promise<Answer>, status: number, slug: string): Promise<Record<string, unknown>> {
   const r = await a;

@@ -19,10 +19,9 @@ const input = () => readF32(dir, 'input.bin');
 
 before(async () => {
   rt = await ModelRuntime.load(dir, { intraOpThreads: 1 });
-  probe = new TensorProbe(rt, { intraOpThreads: 1, maxSessions: 1 });
+  probe = new TensorProbe(rt);
 });
 after(async () => {
-  await probe.release();
   await rt.release();
 });
 

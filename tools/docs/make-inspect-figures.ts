@@ -30,7 +30,7 @@ const out = values.out ?? path.join(ROOT, 'docs');
 await mkdir(out, { recursive: true });
 
 const rt = await ModelRuntime.load(modelDir, { intraOpThreads: 1 });
-const probe = new TensorProbe(rt, { intraOpThreads: 1 });
+const probe = new TensorProbe(rt);
 try {
   const decoded = await decodeImage(await readFile(imageFile), { maxPixels: 40e6, maxSide: 2048 });
   const input = await toModelInput(decoded.rgb, rt.info);
@@ -77,6 +77,5 @@ try {
   console.log(JSON.stringify(caption));
   console.log(`wrote ${written.map((w) => path.join(path.relative(ROOT, out), w)).join(', ')}`);
 } finally {
-  await probe.release();
   await rt.release();
 }
