@@ -11,7 +11,7 @@ import { decodeImage, inputGeometry, mapToImage, toModelInput } from '../models/
 import { ModelRuntime } from '../models/runtime.js';
 import { classScores, topK } from '../models/scores.js';
 import { COLORMAP_NAMES, isColormapName, normalizeMap, renderHeatmap, renderOverlay, type ColormapName } from '../render/index.js';
-import { featureGridPng, graphSvg, summaryText } from '../inspect/cli.js';
+import { featureGridPng, graphSvg, histogramsOf, summaryText } from '../inspect/cli.js';
 import { parseChannels } from '../inspect/routes.js';
 
 const HELP = `camserve — class activation maps for ONNX image models
@@ -23,6 +23,7 @@ Usage:
   camserve graph --model <dir|model.onnx> [--collapse scope] [--depth N] [--dot] -o graph.svg
   camserve features <image> --model <dir|model.onnx> [--layer L] [--nrow N] [--normalize]
                    [--channels top:16|0,3,5] [--colormap NAME] -o grid.png
+  camserve histograms <image> --model <dir|model.onnx> [--layer L] [--target 3,5] [--bins N] (-o hist.png | --json)
 
 explain options:
   -m, --model <path>       model folder (model.onnx + optional model.json, labels.txt) or .onnx file
@@ -175,16 +176,49 @@ async function features(args: string[]): Promise<void> {
   const nrow = values.nrow === undefined ? undefined : Number(values.nrow);
   if (nrow !== undefined && !(Number.isInteger(nrow) && nrow >= 1)) throw new UsageError(`--nrow ${values.nrow}: expected a positive integer`);
   const channels = parseChannels(values.channels);
-  const rt = await ModelRuntime.load(values.model);
-  const image = await decodeImage(await readFile(positionals[0]), { maxPixels: 100_000_000, maxSide: 4096 });
-  const input = await toModelInput(image.rgb, rt.info);
-  await rt.release();
+  const input = await modelInput(values.model, positionals[0]);
   const layers = list(values.layer);
   const png = await featureGridPng(values.model, input, layers.length ? layers : undefined, {
     nrow, normalize: values.normalize, channels, colormap: values.colormap as ColormapName | undefined,
   });
   await writeFile(values.out, png);
   process.stdout.write(`${values.out}\n`);
+}
+
+/** The image file as the model's preprocessed input. */
+async function modelInput(model: string, imageFile: string): Promise<Float32Array> {
+  const rt = await ModelRuntime.load(model);
+  try {
+    const image = await decodeImage(await readFile(imageFile), { maxPixels: 100_000_000, maxSide: 4096 });
+    return await toModelInput(image.rgb, rt.info);
+  } finally {
+    await rt.release();
+  }
+}
+
+async function histograms(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args, allowPositionals: true,
+    options: {
+      model: { type: 'string', short: 'm' }, layer: { type: 'string', short: 'l' }, target: { type: 'string', short: 't' },
+      bins: { type: 'string' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('histograms takes one image file');
+  if (!values.model) throw new UsageError('--model is required');
+  if (!values.out && !values.json) throw new UsageError('--out (PNG) or --json is required');
+  const bins = values.bins === undefined ? undefined : Number(values.bins);
+  if (bins !== undefined && !(Number.isInteger(bins) && bins >= 1 && bins <= 1000)) throw new UsageError(`--bins ${values.bins}: expected an integer in 1..1000`);
+  const targets = list(values.target).map((t) => {
+    if (!/^\d+$/.test(t)) throw new UsageError(`--target ${t}: expected class indices`);
+    return Number(t);
+  });
+  const input = await modelInput(values.model, positionals[0]);
+  const layers = list(values.layer);
+  const r = await histogramsOf(values.model, input, layers.length ? layers : undefined, { targets, bins, png: !!values.out });
+  if (values.out) await writeFile(values.out, r.png!);
+  if (values.json) process.stdout.write(`${JSON.stringify({ targets: r.targets, layers: r.layers })}\n`);
+  else process.stdout.write(`${values.out}\n`);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -199,6 +233,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (command === 'summary') await summary(rest);
     else if (command === 'graph') await graph(rest);
     else if (command === 'features') await features(rest);
+    else if (command === 'histograms') await histograms(rest);
     else throw new UsageError(`unknown command ${command}`);
     return 0;
   } catch (e) {

@@ -75,3 +75,15 @@ test('features writes a make_grid PNG of the layer\'s maps', async () => {
   assert.deepEqual([meta.width, meta.height], [266, 266]);
   await rm(dir, { recursive: true, force: true });
 });
+
+test('histograms --json gives activation and per-class gradient counts that add up to the tensor size', async () => {
+  const { stdout } = await cli('histograms', IMAGE, '-m', MODEL, '--target', '2,7', '--bins', '12', '--json');
+  const r = JSON.parse(stdout);
+  assert.deepEqual(r.targets, [2, 7]);
+  const [layer] = r.layers;
+  const n = layer.dims.reduce((a: number, b: number) => a * b, 1);
+  const total = (h: { counts: number[]; below: number; above: number; nonFinite: number }) => h.counts.reduce((a, b) => a + b, 0) + h.below + h.above + h.nonFinite;
+  assert.equal(layer.activations.counts.length, 12);
+  assert.equal(total(layer.activations), n);
+  for (const g of layer.gradients) assert.equal(total(g.histogram), n);
+});
