@@ -202,6 +202,20 @@ export function applyColormap(map01: CamMap, name: ColormapName): Buffer {
   return out;
 }
 
+/** The two terms of the blend only take 256 values each: (1 − alpha)·(k / 255) and alpha·(k / 255), in float32. */
+function blendTables(alpha: number): { th: Float32Array; ti: Float32Array } {
+  const wh = f32(1 - alpha);
+  const wi = f32(alpha);
+  const th = new Float32Array(256);
+  const ti = new Float32Array(256);
+  for (let k = 0; k < 256; k++) {
+    const u = f32(k / 255);
+    th[k] = wh * u;
+    ti[k] = wi * u;
+  }
+  return { th, ti };
+}
+
 /**
  * Blends a colour-mapped heat map onto an image exactly as pytorch-grad-cam's
  * `show_cam_on_image(img / 255, mask, use_rgb=True, image_weight=alpha)`, in float32:
@@ -221,16 +235,7 @@ export function blend(heatmapRgb: Buffer, imageRgb: Buffer, alpha: number): Buff
     throw new RangeError(`blend: heat map has ${heatmapRgb.length} bytes, image ${imageRgb.length}`);
   }
   const n = heatmapRgb.length;
-  // The two terms only take 256 values each: tabulate (1 − alpha)·(k / 255) and alpha·(k / 255).
-  const wh = f32(1 - alpha);
-  const wi = f32(alpha);
-  const th = new Float32Array(256);
-  const ti = new Float32Array(256);
-  for (let k = 0; k < 256; k++) {
-    const u = f32(k / 255);
-    th[k] = wh * u;
-    ti[k] = wi * u;
-  }
+  const { th, ti } = blendTables(alpha);
   const out = Buffer.alloc(n);
   if (n < 1 << 16) {
     // Small input: compute per value.
@@ -323,15 +328,7 @@ export function colormapIndex(map: CamMap, width: number, height: number): Uint8
  */
 function blendIndexed(index: Uint8Array, imageRgb: Uint8Array, alpha: number, lut: Uint8Array, width: number, height: number, png?: PngWriter): { rgb?: Buffer; adler32: number } {
   const n = index.length;
-  const wh = f32(1 - alpha);
-  const wi = f32(alpha);
-  const th = new Float32Array(256);
-  const ti = new Float32Array(256);
-  for (let k = 0; k < 256; k++) {
-    const u = f32(k / 255);
-    th[k] = wh * u;
-    ti[k] = wi * u;
-  }
+  const { th, ti } = blendTables(alpha);
   // Pass 1: the largest image byte per (index, channel).
   const top = new Int16Array(768).fill(-1);
   for (let i = 0, o = 0; i < n; i++, o += 3) {
