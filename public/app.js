@@ -1,10 +1,14 @@
 // camserve's web page: choose or drop an image, pick model, method, layer and class; the page asks
 // POST /cam for JSON with the overlay PNG (include_png=true) and shows it beside the original.
+// Other tabs look inside the model with the same image, model and layer: feature maps (POST /features),
+// histograms (POST /histograms), the layer summary (GET /models/{id}/summary) and the graph (GET /models/{id}/graph).
 const $ = (id) => document.getElementById(id);
 const el = {
   file: $('file'), drop: $('drop'), model: $('model'), modelInfo: $('model-info'), method: $('method'), layer: $('layer'),
   classes: $('classes'), alpha: $('alpha'), alphaValue: $('alpha-value'), colormap: $('colormap'),
   original: $('original'), overlay: $('overlay'), explained: $('explained'), status: $('status'),
+  tabs: [...document.querySelectorAll('.tabs [role=tab]')],
+  features: $('features'), histograms: $('histograms'), summary: $('summary'), graph: $('graph'),
 };
 
 const state = {
@@ -14,6 +18,10 @@ const state = {
   target: null,        // class index chosen by the user (null: the top class)
   predictions: [],
   inflight: null,      // AbortController of the running request
+  tab: 'explain',      // the shown tab
+  stale: false,        // something changed while another tab was shown: explain again on return
+  inspectInflight: null, // AbortController of the running inspection request
+  shown: {},           // tab → key of the request whose result it shows
 };
 
 function option(value, text, extra = {}) {
@@ -101,7 +109,7 @@ function renderClasses(explained) {
     radio.checked = p.index === explained;
     radio.addEventListener('change', () => {
       state.target = p.index;
-      void explain();
+      void update();
     });
     const name = document.createElement('span');
     name.className = 'name';
@@ -165,6 +173,115 @@ async function explain() {
     ` (model ${Math.round((t.forward_ms ?? 0) + (t.backward_ms ?? 0) + (t.cam_ms ?? 0))} ms)`);
 }
 
+// ---------------------------------------------------------------- tabs
+
+/** A selection changed: explain on the Explain tab, else refresh the shown tab (and explain on return). */
+function update() {
+  if (state.tab === 'explain') {
+    state.stale = false;
+    return explain();
+  }
+  state.stale = true;
+  return inspect();
+}
+
+function showTab(name) {
+  if (!name || name === state.tab) return;
+  state.tab = name;
+  for (const tab of el.tabs) {
+    const on = tab.dataset.tab === name;
+    tab.setAttribute('aria-selected', String(on));
+    $(tab.getAttribute('aria-controls')).hidden = !on;
+  }
+  state.inspectInflight?.abort();
+  if (name === 'explain') {
+    if (state.stale) void update();
+    else setStatus(state.image ? '' : 'Choose an image.');
+    return;
+  }
+  void inspect();
+}
+
+/** The request the shown inspection tab needs now: { key, url, init, needsImage }. */
+function inspectRequest(tab) {
+  const model = el.model.value;
+  const id = encodeURIComponent(model);
+  if (tab === 'summary') {
+    return { key: model, url: `models/${id}/summary`, init: { headers: { Accept: 'text/plain' } } };
+  }
+  if (tab === 'graph') {
+    return { key: model, url: `models/${id}/graph?collapse=scope`, init: { headers: { Accept: 'image/svg+xml' } } };
+  }
+  const form = new FormData();
+  form.append('image', state.image);
+  form.append('model', model);
+  if (el.layer.value) form.append('layer', el.layer.value);
+  if (tab === 'features') {
+    form.append('normalize', 'true');
+    form.append('scale_each', 'true');
+    form.append('channels', 'top:16');
+    form.append('colormap', el.colormap.value);
+  } else if (state.target !== null) {
+    form.append('target', String(state.target));
+  }
+  form.append('output', 'png');
+  const key = [model, el.layer.value, tab === 'features' ? el.colormap.value : state.target].join('|');
+  return { key, url: tab, init: { method: 'POST', body: form, headers: { Accept: 'image/png' } }, needsImage: true };
+}
+
+const INSPECT_WHAT = { features: 'feature maps', histograms: 'histograms', summary: 'the summary', graph: 'the graph' };
+
+async function inspect() {
+  const tab = state.tab;
+  if (tab === 'explain' || !state.details) return;
+  const needsImage = tab === 'features' || tab === 'histograms';
+  if (needsImage && !state.image) {
+    setStatus('Choose an image.');
+    return;
+  }
+  const req = inspectRequest(tab);
+  const key = (req.needsImage ? `${state.image.name}:${state.image.size}:${state.image.lastModified}|` : '') + req.key;
+  if (state.shown[tab] === key) {
+    setStatus('');
+    return;
+  }
+  state.inspectInflight?.abort();
+  const ac = new AbortController();
+  state.inspectInflight = ac;
+  setStatus(`Loading ${INSPECT_WHAT[tab]}…`);
+  const started = performance.now();
+  let res;
+  let body;
+  try {
+    res = await fetch(req.url, { ...req.init, signal: ac.signal });
+    if (res.ok) body = tab === 'summary' ? await res.text() : await res.blob();
+  } catch (e) {
+    if (ac.signal.aborted) return;
+    setStatus(`Request failed: ${e.message}`, true);
+    return;
+  }
+  if (ac.signal.aborted) return;
+  state.inspectInflight = null;
+  if (!res.ok) {
+    state.shown[tab] = null;
+    setStatus(await problemText(res), true);
+    return;
+  }
+  if (tab === 'summary') {
+    el.summary.textContent = body;
+  } else {
+    const img = el[tab];
+    if (img.src) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(body);
+    img.alt = tab === 'graph' ? `graph of ${el.model.value}` : `${INSPECT_WHAT[tab]} of ${el.model.value}`;
+    img.hidden = false;
+  }
+  state.shown[tab] = key;
+  const layers = res.headers.get('X-Camserve-Layers');
+  const layer = layers ? decodeURIComponent(layers).replaceAll(',', ', ') : (el.layer.value || state.details.default_layer);
+  setStatus(`${el.model.value}${needsImage ? `, layer ${layer}` : ''} — ${Math.round(performance.now() - started)} ms`);
+}
+
 function chooseFile(file) {
   if (!file) return;
   state.image = file;
@@ -174,7 +291,8 @@ function chooseFile(file) {
   el.original.alt = file.name;
   el.original.hidden = false;
   el.overlay.hidden = true;
-  void explain();
+  state.stale = true;
+  void update();
 }
 
 el.file.addEventListener('change', () => chooseFile(el.file.files?.[0]));
@@ -185,11 +303,12 @@ for (const type of ['dragleave', 'drop']) {
   el.drop.addEventListener(type, (e) => { e.preventDefault(); el.drop.classList.remove('over'); });
 }
 el.drop.addEventListener('drop', (e) => chooseFile(e.dataTransfer?.files?.[0]));
-el.model.addEventListener('change', () => { loadModel().then(explain, (e) => setStatus(e.message, true)); });
-el.method.addEventListener('change', () => void explain());
-el.layer.addEventListener('change', () => void explain());
-el.colormap.addEventListener('change', () => void explain());
+el.model.addEventListener('change', () => { loadModel().then(update, (e) => setStatus(e.message, true)); });
+el.method.addEventListener('change', () => void update());
+el.layer.addEventListener('change', () => void update());
+el.colormap.addEventListener('change', () => void update());
 el.alpha.addEventListener('input', () => { el.alphaValue.textContent = el.alpha.value; });
-el.alpha.addEventListener('change', () => void explain());
+el.alpha.addEventListener('change', () => void update());
+for (const tab of el.tabs) tab.addEventListener('click', () => showTab(tab.dataset.tab));
 
 loadModels().then(() => setStatus('Choose an image.'), (e) => setStatus(`Cannot load the models: ${e.message}`, true));

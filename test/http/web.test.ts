@@ -15,6 +15,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium; .ci/run does)`;
 /** Where the screenshot goes (ignored by git), to look at. */
 export const SCREENSHOT = path.join(ROOT, 'tmp', 'web-page.png');
+/** The Feature maps tab, to look at. */
+export const FEATURES_SCREENSHOT = path.join(ROOT, 'tmp', 'web-features.png');
 
 let server: RunningServer;
 let cleanup: () => Promise<void>;
@@ -91,4 +93,61 @@ test('an error is shown as the problem detail', { skip }, async () => {
   await page.waitForFunction(() => document.getElementById('status')!.classList.contains('error'));
   const status = await page.$eval('#status', (e) => e.textContent ?? '');
   assert.match(status, /Cannot explain \(422\): cam needs a head/);
+});
+
+test('the inspection tabs show feature maps, histograms, the summary and the graph of the chosen image and model', { skip }, async () => {
+  await page.goto(server.url + '/');
+  await page.waitForFunction(() => (document.getElementById('status')?.textContent ?? '').includes('Choose an image'));
+  await page.selectOption('#model', 'labelled');
+  await page.waitForFunction(() => (document.getElementById('layer') as HTMLSelectElement).options.length > 3);
+  await page.setInputFiles('#file', path.join(EXAMPLES, 'scene-512.jpg'));
+  await page.waitForFunction(() => (document.getElementById('overlay') as HTMLImageElement).naturalWidth > 0
+    && !(document.getElementById('overlay') as HTMLImageElement).hidden);
+
+  const shows = (id: string) => page.waitForFunction((i) => {
+    const img = document.getElementById(i) as HTMLImageElement;
+    return !img.hidden && img.complete && img.naturalWidth > 0 && img.src.startsWith('blob:');
+  }, id);
+  const visible = (id: string) => page.$eval(`#panel-${id}`, (e) => !(e as HTMLElement).hidden && (e as HTMLElement).offsetHeight > 0);
+
+  await page.click('#tab-features');
+  await shows('features');
+  assert.equal(await visible('features'), true);
+  assert.equal(await visible('explain'), false);
+  assert.equal(await page.$eval('#tab-features', (e) => e.getAttribute('aria-selected')), 'true');
+  const grid = await page.$eval('#features', (e) => [(e as HTMLImageElement).naturalWidth, (e as HTMLImageElement).naturalHeight]);
+  assert.ok(grid[0] > 64 && grid[1] > 64, grid.join('×'));
+  await page.waitForFunction(() => (document.getElementById('status')?.textContent ?? '').includes('layer'));
+  await mkdir(path.dirname(FEATURES_SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: FEATURES_SCREENSHOT });
+
+  // Another layer refreshes the shown tab.
+  const before = await page.$eval('#features', (e) => (e as HTMLImageElement).src);
+  const layer = await page.$eval('#layer', (s) => (s as HTMLSelectElement).options[1].value);
+  await page.selectOption('#layer', layer);
+  await page.waitForFunction((b) => (document.getElementById('features') as HTMLImageElement).src !== b
+    && (document.getElementById('status')?.textContent ?? '').includes('layer'), before);
+  await shows('features');
+
+  await page.click('#tab-histograms');
+  await shows('histograms');
+  assert.equal(await visible('histograms'), true);
+  assert.equal(await visible('features'), false);
+
+  await page.click('#tab-summary');
+  await page.waitForFunction(() => (document.getElementById('summary')?.textContent ?? '').includes('Total params'));
+  assert.equal(await visible('summary'), true);
+
+  await page.click('#tab-graph');
+  await shows('graph');
+  assert.equal(await visible('graph'), true);
+  const type = await page.$eval('#graph', async (e) => (await fetch((e as HTMLImageElement).src)).headers.get('content-type') ?? '');
+  assert.match(type, /svg/);
+
+  // Back to Explain: the overlay is there again, explained with the layer chosen meanwhile.
+  await page.click('#tab-explain');
+  await page.waitForFunction((l) => (document.getElementById('status')?.textContent ?? '').includes(l!)
+    && !(document.getElementById('overlay') as HTMLImageElement).hidden, layer);
+  assert.equal(await visible('explain'), true);
+  assert.equal(await visible('graph'), false);
 });
