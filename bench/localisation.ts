@@ -16,6 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { printHeaderHelp } from './usage.js';
 import { fileURLToPath } from 'node:url';
 import { METHOD_NAMES, isMethodName, type MethodName } from '../src/cam/types.js';
 import { ModelRuntime } from '../src/models/runtime.js';
@@ -67,9 +68,7 @@ function parseFlags(argv: string[]): Flags {
       case '--threads': f.threads = Number(value()); break;
       case '--out': f.out = value(); break;
       case '--help': case '-h':
-        process.stdout.write(readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
-        process.exit(0);
-        break;
+        printHeaderHelp(import.meta.url);
       default: throw new Error(`unknown flag ${a} (see --help)`);
     }
   }

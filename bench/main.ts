@@ -15,6 +15,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { printHeaderHelp } from './usage.js';
 import sharp from 'sharp';
 import { available, benchBuild, benchEngine, type EngineResult } from './engine.js';
 import { benchHttp, benchJpeg, startBenchServer, type HttpResult } from './http.js';
@@ -54,9 +55,7 @@ function parseFlags(argv: string[]): Flags {
       case '--workers': f.workers = Number(value()); break;
       case '--out': f.out = value(); break;
       case '--help': case '-h':
-        process.stdout.write(readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
-        process.exit(0);
-        break;
+        printHeaderHelp(import.meta.url);
       default: throw new Error(`unknown flag ${a} (see --help)`);
     }
   }
