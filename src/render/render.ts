@@ -121,6 +121,34 @@ function axisTaps(src: number, dst: number): AxisTaps {
 }
 
 /**
+ * The horizontal pass of the separable bilinear resize: every source row that a destination row reads
+ * (per `yt`), resampled to `width` (per `xt`); rows [sh, width], unread rows left at 0.
+ */
+function horizontalPass(map: CamMap, width: number, xt: AxisTaps, yt: AxisTaps): Float32Array {
+  const { width: sw, height: sh, data: src } = map;
+  const used = new Uint8Array(sh);
+  for (let y = 0; y < yt.i0.length; y++) {
+    used[yt.i0[y]] = 1;
+    if (yt.w1[y] !== 0) used[yt.i1[y]] = 1;
+  }
+  const rows = new Float32Array(sh * width);
+  const { i0: xi0, i1: xi1, w0: xw0, w1: xw1 } = xt;
+  for (let sy = 0; sy < sh; sy++) {
+    if (!used[sy]) continue;
+    const sOff = sy * sw;
+    const rOff = sy * width;
+    for (let x = 0; x < width; x++) rows[rOff + x] = src[sOff + xi0[x]] * xw0[x] + src[sOff + xi1[x]] * xw1[x];
+  }
+  return rows;
+}
+
+/** The colour-map index of a value: trunc(clamp(float32(255·v), 0, 255)), as np.uint8(255 · mask); NaN → 0. */
+function colorIndex(value: number): number {
+  const v = f32(255 * value);
+  return v > 0 ? (v >= 255 ? 255 : v | 0) : 0; // `v > 0` is false for NaN
+}
+
+/**
  * Bilinear resize matching OpenCV `cv2.resize(img, (width, height))` (INTER_LINEAR) on float32:
  * half-pixel centres, sx = (x + 0.5)·(srcW / width) − 0.5 (likewise y), edge samples clamped,
  *
@@ -139,23 +167,7 @@ export function resizeBilinear(map: CamMap, width: number, height: number): CamM
 
   const xt = axisTaps(sw, width);
   const yt = axisTaps(sh, height);
-
-  // Horizontal pass for every source row that a destination row reads.
-  const used = new Uint8Array(sh);
-  for (let y = 0; y < height; y++) {
-    used[yt.i0[y]] = 1;
-    if (yt.w1[y] !== 0) used[yt.i1[y]] = 1;
-  }
-  const rows = new Float32Array(sh * width);
-  const { i0: xi0, i1: xi1, w0: xw0, w1: xw1 } = xt;
-  for (let sy = 0; sy < sh; sy++) {
-    if (!used[sy]) continue;
-    const sOff = sy * sw;
-    const rOff = sy * width;
-    for (let x = 0; x < width; x++) {
-      rows[rOff + x] = src[sOff + xi0[x]] * xw0[x] + src[sOff + xi1[x]] * xw1[x];
-    }
-  }
+  const rows = horizontalPass(map, width, xt, yt);
 
   // Vertical pass.
   const out = new Float32Array(width * height);
@@ -190,10 +202,7 @@ export function applyColormap(map01: CamMap, name: ColormapName): Buffer {
   const n = src.length;
   const out = Buffer.allocUnsafe(n * 3);
   for (let i = 0; i < n; i++) {
-    const v = f32(255 * src[i]);
-    // `v > 0` is false for NaN, so NaN → 0.
-    const idx = v > 0 ? (v >= 255 ? 255 : v | 0) : 0;
-    const l = idx * 3;
+    const l = colorIndex(src[i]) * 3;
     const o = i * 3;
     out[o] = lut[l];
     out[o + 1] = lut[l + 1];
@@ -284,22 +293,12 @@ export function colormapIndex(map: CamMap, width: number, height: number): Uint8
   const sh = map.height;
   const src = map.data;
   if (sw === width && sh === height) {
-    for (let i = 0; i < index.length; i++) {
-      const v = f32(255 * src[i]);
-      index[i] = v > 0 ? (v >= 255 ? 255 : v | 0) : 0; // NaN → 0
-    }
+    for (let i = 0; i < index.length; i++) index[i] = colorIndex(src[i]);
     return index;
   }
   // As resizeBilinear: the horizontal pass of the source rows used, then the vertical blend per row.
-  const xt = axisTaps(sw, width);
   const yt = axisTaps(sh, height);
-  const rows = new Float32Array(sh * width);
-  const { i0: xi0, i1: xi1, w0: xw0, w1: xw1 } = xt;
-  for (let sy = 0; sy < sh; sy++) {
-    const sOff = sy * sw;
-    const rOff = sy * width;
-    for (let x = 0; x < width; x++) rows[rOff + x] = src[sOff + xi0[x]] * xw0[x] + src[sOff + xi1[x]] * xw1[x];
-  }
+  const rows = horizontalPass(map, width, axisTaps(sw, width), yt);
   for (let y = 0; y < height; y++) {
     const a = yt.i0[y] * width;
     const b = yt.i1[y] * width;
@@ -308,9 +307,7 @@ export function colormapIndex(map: CamMap, width: number, height: number): Uint8
     const o = y * width;
     for (let x = 0; x < width; x++) {
       // wb = 0: the source row itself, as resizeBilinear copies it
-      const value = wb === 0 ? rows[a + x] : f32(rows[a + x] * wa + rows[b + x] * wb);
-      const v = f32(255 * value);
-      index[o + x] = v > 0 ? (v >= 255 ? 255 : v | 0) : 0; // NaN → 0
+      index[o + x] = colorIndex(wb === 0 ? rows[a + x] : f32(rows[a + x] * wa + rows[b + x] * wb));
     }
   }
   return index;
