@@ -244,13 +244,19 @@ export function inspectRouter(deps: InspectDeps): Router {
     return p;
   };
 
-  router.post('/features', async (req: Request, res: Response) => {
-    res.locals.route = '/features';
+  /** What both image routes start with: the pool, an abort signal for a client that leaves, the upload and its parameters. */
+  const imageRequest = async (req: Request, res: Response, route: string, allowed: readonly string[]) => {
+    res.locals.route = route;
     res.setHeader('Cache-Control', 'no-store');
     const pool = requirePool();
     const signal = abortOnClose(res);
     const upload = await readUpload(req, res, deps.config.maxUploadBytes);
-    const p = collect('POST /features', FEATURE_PARAMETERS, req.query as Record<string, unknown>, upload.fields);
+    const p = collect(`POST ${route}`, allowed, req.query as Record<string, unknown>, upload.fields);
+    return { pool, signal, upload, p };
+  };
+
+  router.post('/features', async (req: Request, res: Response) => {
+    const { pool, signal, upload, p } = await imageRequest(req, res, '/features', FEATURE_PARAMETERS);
     const preferJson = req.accepts(['image/png', 'application/json']) === 'application/json';
     const output = oneOf(p, 'output', ['png', 'json'] as const, preferJson ? 'json' : 'png');
     const opts = parseGridOptions(p);
@@ -296,12 +302,7 @@ export function inspectRouter(deps: InspectDeps): Router {
   });
 
   router.post('/histograms', async (req: Request, res: Response) => {
-    res.locals.route = '/histograms';
-    res.setHeader('Cache-Control', 'no-store');
-    const pool = requirePool();
-    const signal = abortOnClose(res);
-    const upload = await readUpload(req, res, deps.config.maxUploadBytes);
-    const p = collect('POST /histograms', HISTOGRAM_PARAMETERS, req.query as Record<string, unknown>, upload.fields);
+    const { pool, signal, upload, p } = await imageRequest(req, res, '/histograms', HISTOGRAM_PARAMETERS);
     const output = oneOf(p, 'output', ['json', 'png'] as const, req.accepts(['application/json', 'image/png']) === 'image/png' ? 'png' : 'json');
     const bins = int(p, 'bins', 1, HISTOGRAM_DEFAULTS.maxBins) ?? HISTOGRAM_DEFAULTS.bins;
     const actRange = range(p, 'range');
