@@ -160,17 +160,17 @@ export async function benchBuild(name: string): Promise<Record<string, number>> 
   const patched = model.withPatch(patch.patch);
   const fullGraph = performance.now() - t;
   t = performance.now();
-  extractHead(model, shapes, [last], logits);
+  extractHead(model, shapes, [last], logits).encode();
   const headLast = performance.now() - t;
   t = performance.now();
-  const head = extractHead(model, shapes, [mid], logits);
+  const headBytes = extractHead(model, shapes, [mid], logits).encode();
   const headMid = performance.now() - t;
   return {
     model_mb: model.bytes.length / 1e6 + (model.externalFiles.length ? 0 : 0),
     decode_ms: load, probe_ms: probe,
     explain_graph_ms: fullGraph, explain_graph_patch_bytes: patched.length - model.bytes.length,
     backward_nodes: patch.patch.node?.length ?? 0,
-    head_last_layer_ms: headLast, head_mid_layer_ms: headMid, head_mid_layer_mb: head.bytes.length / 1e6,
+    head_last_layer_ms: headLast, head_mid_layer_ms: headMid, head_mid_layer_mb: headBytes.length / 1e6,
   };
 }
 

@@ -8,7 +8,7 @@ import { buildGradientPatch, nodesOnPath } from '../autodiff/builder.js';
 import { rawMap } from '../cam/compute.js';
 import { METHODS } from '../cam/methods/index.js';
 import { MethodError, type ForwardRunner, type LayerTensors, type MethodName } from '../cam/types.js';
-import { candidateLayers, extractHead, findLogits, type CandidateLayer } from '../onnx/analysis.js';
+import { candidateLayers, extractHead, findLogits, type CandidateLayer, type HeadGraph } from '../onnx/analysis.js';
 import { ModelError, OnnxModel, attrInt, attrInts } from '../onnx/model.js';
 import { createSession, probeShapes, type OwnedSession, type SessionOptions, type TensorInfo } from '../onnx/session.js';
 import { decodeModel, encodeModel } from '../onnx/proto.js';
@@ -86,8 +86,8 @@ interface HeadRun {
 interface LayerSet {
   layers: string[];
   trunk: OwnedSession;
-  /** the head's inputs other than the layers: computed by the trunk */
-  sideInputs: string[];
+  /** the sub-graph after the layers (analysed once; encoded for each head session that needs it) */
+  graph: HeadGraph;
   head?: Promise<HeadRun>;
   headForward?: Promise<{ session: OwnedSession; inputs: string[]; batched: boolean | undefined }>;
 }
@@ -190,7 +190,7 @@ export class ModelRuntime {
       const existing = new Set(this.model.outputs.map((o) => o.name));
       const extra = [...new Set([this.info.logits, ...layers, ...head.sideInputs])].filter((t) => !existing.has(t));
       const trunk = await createSession(this.model, this.model.withPatch({ output: extra.map((name) => ({ name })) }), this.options);
-      return { layers, trunk, sideInputs: head.sideInputs };
+      return { layers, trunk, graph: head };
     })();
     this.layerSets.set(key, entry);
     entry.catch(() => this.layerSets.delete(key));
@@ -206,8 +206,8 @@ export class ModelRuntime {
   /** The head with its backward pass: inputs the layers (+ side tensors) and the seed, outputs the gradients. */
   private headRun(set: LayerSet): Promise<HeadRun> {
     set.head ??= (async () => {
-      const head = extractHead(this.model, this.shapes, set.layers, this.info.logits);
-      const headModel = await OnnxModel.fromBytes(head.bytes, this.model.file);
+      const head = set.graph;
+      const headModel = await OnnxModel.fromBytes(head.encode(), this.model.file);
       const grad = await buildGradientPatch(headModel, this.shapes, { targets: set.layers, output: this.info.logits });
       // Only what the gradients need: onnxruntime runs every node of a graph whatever the fetches, and the
       // head's own forward (pooling, classifier) is dead weight when the backward does not read it.
@@ -220,9 +220,8 @@ export class ModelRuntime {
 
   private headForward(set: LayerSet) {
     set.headForward ??= (async () => {
-      const head = extractHead(this.model, this.shapes, set.layers, this.info.logits);
-      const session = await createSession(this.model, head.bytes, this.headOptions());
-      return { session, inputs: head.inputs, batched: undefined as boolean | undefined };
+      const session = await createSession(this.model, set.graph.encode(), this.headOptions());
+      return { session, inputs: set.graph.inputs, batched: undefined as boolean | undefined };
     })();
     return set.headForward;
   }
@@ -423,8 +422,8 @@ export class ModelRuntime {
         const total = variants.count;
         const single = await this.layerSet([layer]);
         const hf = await this.headForward(single);
-        const trunkOut = single.sideInputs.length
-          ? await single.trunk.session.run({ [this.info.inputName]: this.inputTensor(input) }, single.sideInputs)
+        const trunkOut = single.graph.sideInputs.length
+          ? await single.trunk.session.run({ [this.info.inputName]: this.inputTensor(input) }, single.graph.sideInputs)
           : {};
         const scores = new Float32Array(total);
         // One batch buffer per input, reused from batch to batch (a run reads its feeds before it returns).

@@ -80,8 +80,8 @@ export function candidateLayers(
 }
 
 export interface HeadGraph {
-  /** Encoded ModelProto of the head: inputs are the targets and the side tensors; output the logits. */
-  bytes: Uint8Array;
+  /** Encodes the head as a ModelProto (inputs: the targets and the side tensors; output: the logits). */
+  encode(): Uint8Array;
   /** The head's graph inputs, in order: targets it does not compute itself, then side inputs. */
   inputs: string[];
   /** Tensors the head reads that the trunk computes (other than the targets), e.g. DenseNet's earlier features. */
@@ -92,7 +92,7 @@ export interface HeadGraph {
 /**
  * The part of the model between `targets` and `logits`: every node the logits need that depends on a
  * target, plus constant-only nodes they read; other tensors they read become extra inputs fed from the
- * trunk run. Only the head's own initializers are encoded.
+ * trunk run. The analysis is cheap; `encode()` writes only the head's own initializers, when called.
  */
 export function extractHead(model: OnnxModel, shapes: Map<string, TensorInfo>, targets: readonly string[], logits: string): HeadGraph {
   const up = ancestorsOf(model, logits);
@@ -140,7 +140,7 @@ export function extractHead(model: OnnxModel, shapes: Map<string, TensorInfo>, t
     const dim = (s?.dims ?? []).map((d, i) => (i === 0 ? { dim_param: 'N' } : { dim_value: Long.fromNumber(d) }));
     return { name, type: { tensor_type: { elem_type: s?.type === 'int64' ? 7 : 1, shape: { dim } } } };
   };
-  const bytes = encodeModel({
+  const encode = () => encodeModel({
     ir_version: model.proto.ir_version,
     opset_import: model.proto.opset_import,
     producer_name: 'camserve-head',
@@ -152,5 +152,5 @@ export function extractHead(model: OnnxModel, shapes: Map<string, TensorInfo>, t
       output: [{ name: logits }],
     },
   });
-  return { bytes, inputs: headInputs, sideInputs, nodeCount: order.length };
+  return { encode, inputs: headInputs, sideInputs, nodeCount: order.length };
 }
