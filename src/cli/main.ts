@@ -176,21 +176,20 @@ async function features(args: string[]): Promise<void> {
   const nrow = values.nrow === undefined ? undefined : Number(values.nrow);
   if (nrow !== undefined && !(Number.isInteger(nrow) && nrow >= 1)) throw new UsageError(`--nrow ${values.nrow}: expected a positive integer`);
   const channels = parseChannels(values.channels);
-  const input = await modelInput(values.model, positionals[0]);
   const layers = list(values.layer);
-  const png = await featureGridPng(values.model, input, layers.length ? layers : undefined, {
+  const png = await withModelInput(values.model, positionals[0], (rt, input) => featureGridPng(rt, input, layers.length ? layers : undefined, {
     nrow, normalize: values.normalize, channels, colormap: values.colormap as ColormapName | undefined,
-  });
+  }));
   await writeFile(values.out, png);
   process.stdout.write(`${values.out}\n`);
 }
 
-/** The image file as the model's preprocessed input. */
-async function modelInput(model: string, imageFile: string): Promise<Float32Array> {
+/** Loads the model once and runs `f` with it and the image file as the model's preprocessed input. */
+async function withModelInput<T>(model: string, imageFile: string, f: (rt: ModelRuntime, input: Float32Array) => Promise<T>): Promise<T> {
   const rt = await ModelRuntime.load(model);
   try {
     const image = await decodeImage(await readFile(imageFile), { maxPixels: 100_000_000, maxSide: 4096 });
-    return await toModelInput(image.rgb, rt.info);
+    return await f(rt, await toModelInput(image.rgb, rt.info));
   } finally {
     await rt.release();
   }
@@ -213,9 +212,8 @@ async function histograms(args: string[]): Promise<void> {
     if (!/^\d+$/.test(t)) throw new UsageError(`--target ${t}: expected class indices`);
     return Number(t);
   });
-  const input = await modelInput(values.model, positionals[0]);
   const layers = list(values.layer);
-  const r = await histogramsOf(values.model, input, layers.length ? layers : undefined, { targets, bins, png: !!values.out });
+  const r = await withModelInput(values.model, positionals[0], (rt, input) => histogramsOf(rt, input, layers.length ? layers : undefined, { targets, bins, png: !!values.out }));
   if (values.out) await writeFile(values.out, r.png!);
   if (values.json) process.stdout.write(`${JSON.stringify({ targets: r.targets, layers: r.layers })}\n`);
   else process.stdout.write(`${values.out}\n`);

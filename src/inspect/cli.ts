@@ -1,6 +1,6 @@
-// Plain functions for the command line (no server, no worker): each loads the model in this thread,
-// does one thing and releases its sessions. `modelDir` is a model folder (model.onnx + model.json) or a
-// .onnx file, as ModelRuntime.load takes it.
+// Plain functions for the command line (no server, no worker): each loads the model in this thread
+// (or uses a runtime the caller holds), does one thing and releases what it loaded. `modelDir` is a
+// model folder (model.onnx + model.json) or a .onnx file, as ModelRuntime.load takes it.
 import { ModelRuntime } from '../models/runtime.js';
 import { modelFacts, type ModelFacts } from './facts.js';
 import { featureGrid, type GridOptions, type GridResult } from './grid.js';
@@ -9,8 +9,12 @@ import { histogram, histogramPng, type Histogram, type HistogramPanel } from './
 import { formatSummary, summarize, type ModelSummary } from './summary.js';
 import { TensorProbe } from './tensors.js';
 
-async function withRuntime<T>(modelDir: string, f: (rt: ModelRuntime) => Promise<T>): Promise<T> {
-  const rt = await ModelRuntime.load(modelDir);
+/** A model folder or .onnx file (loaded and released here), or a runtime the caller already holds. */
+export type ModelSource = string | ModelRuntime;
+
+async function withRuntime<T>(model: ModelSource, f: (rt: ModelRuntime) => Promise<T>): Promise<T> {
+  if (typeof model !== 'string') return f(model);
+  const rt = await ModelRuntime.load(model);
   try {
     return await f(rt);
   } finally {
@@ -44,13 +48,13 @@ export async function graphSvg(modelDir: string, opts: GraphOptions & { format?:
  * model's default layer) for a preprocessed input (laid out as the model's inputDims: see
  * models/preprocess.ts toModelInput).
  */
-export async function featureGridPng(modelDir: string, imageInput: Float32Array, layer: string | string[] | undefined, opts: GridOptions = {}): Promise<Buffer> {
-  return (await featureGridOf(modelDir, imageInput, layer, opts)).png;
+export async function featureGridPng(model: ModelSource, imageInput: Float32Array, layer: string | string[] | undefined, opts: GridOptions = {}): Promise<Buffer> {
+  return (await featureGridOf(model, imageInput, layer, opts)).png;
 }
 
 /** Like featureGridPng, with the layout and per-channel statistics. */
-export function featureGridOf(modelDir: string, imageInput: Float32Array, layer: string | string[] | undefined, opts: GridOptions = {}): Promise<GridResult> {
-  return withRuntime(modelDir, async (rt) => {
+export function featureGridOf(model: ModelSource, imageInput: Float32Array, layer: string | string[] | undefined, opts: GridOptions = {}): Promise<GridResult> {
+  return withRuntime(model, async (rt) => {
     const layers = layer === undefined ? [rt.info.defaultLayer] : Array.isArray(layer) ? layer : [layer];
     const t = await new TensorProbe(rt).run({ input: imageInput, layers });
     return featureGrid(t.layers.map((l) => ({ layer: l.layer, maps: { C: l.dims[1], h: l.dims[2], w: l.dims[3], data: l.activations } })), opts);
@@ -69,10 +73,10 @@ export interface LayerHistograms {
  * for the `targets` (default: the top class); `png` also draws them.
  */
 export function histogramsOf(
-  modelDir: string, imageInput: Float32Array, layer: string | string[] | undefined,
+  model: ModelSource, imageInput: Float32Array, layer: string | string[] | undefined,
   opts: { targets?: number[]; bins?: number; range?: [number, number]; gradRange?: [number, number]; png?: boolean } = {},
 ): Promise<{ layers: LayerHistograms[]; targets: number[]; png?: Buffer }> {
-  return withRuntime(modelDir, async (rt) => {
+  return withRuntime(model, async (rt) => {
     const layers = layer === undefined ? [rt.info.defaultLayer] : Array.isArray(layer) ? layer : [layer];
     const t = await new TensorProbe(rt).run(opts.targets?.length ? { input: imageInput, layers, targets: opts.targets } : { input: imageInput, layers, topk: 1 });
     const out: LayerHistograms[] = t.layers.map((l) => ({
