@@ -7,10 +7,11 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { METHOD_NAMES, isMethodName, type MethodName } from '../cam/types.js';
-import { decodeImage, inputGeometry, mapToImage, toModelInput } from '../models/preprocess.js';
+import { renderJob } from '../http/render-job.js';
+import { decodeImage, toModelInput } from '../models/preprocess.js';
 import { ModelRuntime } from '../models/runtime.js';
 import { classScores, topK } from '../models/scores.js';
-import { COLORMAP_NAMES, isColormapName, normalizeMap, renderHeatmap, renderOverlay, type ColormapName } from '../render/index.js';
+import { COLORMAP_NAMES, isColormapName, type ColormapName } from '../render/index.js';
 import { featureGridPng, graphSvg, histogramsOf, summaryText } from '../inspect/cli.js';
 import { parseChannels } from '../inspect/routes.js';
 
@@ -112,15 +113,14 @@ async function explain(args: string[]): Promise<void> {
       process.stdout.write(`${method} at ${layers.join(', ')}\n`);
     }
     if (values.out) {
-      const g = inputGeometry(image.rgb, { width: info.inputSize.width, height: info.inputSize.height }, info.manifest.input.resize);
-      for (const e of result.explanations) {
-        const map = mapToImage(normalizeMap(e.map), g, image.rgb.width, image.rgb.height);
-        const png = values.heatmap
-          ? await renderHeatmap({ map, width: map.width, height: map.height, colormap, normalize: false })
-          : await renderOverlay({ image: image.rgb, map, alpha, colormap, normalize: false });
+      const pngs = await renderJob({
+        kind: values.heatmap ? 'heatmap' : 'overlay', image: image.rgb, maps: result.explanations.map((e) => e.map),
+        input: { width: info.inputSize.width, height: info.inputSize.height }, resize: info.manifest.input.resize, alpha, colormap,
+      });
+      for (const [i, e] of result.explanations.entries()) {
         const ext = path.extname(values.out);
         const file = result.explanations.length === 1 ? values.out : `${values.out.slice(0, values.out.length - ext.length)}-${e.target.index}${ext || '.png'}`;
-        await writeFile(file, png);
+        await writeFile(file, pngs[i]);
         if (!values.json) process.stdout.write(`  class ${e.target.index} (${label(e.target.index)}, score ${scores[e.target.index].toFixed(4)}) → ${file}\n`);
       }
     }
