@@ -14,6 +14,7 @@ import { createSession, probeShapes, type OwnedSession, type SessionOptions, typ
 import { decodeModel, encodeModel } from '../onnx/proto.js';
 import { averageMaps, type CamMap } from '../render/index.js';
 import { readManifest, type ModelManifest } from './manifest.js';
+import { topK } from './scores.js';
 
 export interface ModelInfo {
   id: string;
@@ -294,7 +295,7 @@ export class ModelRuntime {
     }
     const withGradients = (classes.targets?.length ?? 0) > 0 || classes.topk !== undefined;
     const set = await this.layerSet(layers);
-    const choose = (logits: Float32Array) => (classes.targets?.length ? classes.targets : withGradients ? topClasses(logits, Math.min(Math.max(1, classes.topk ?? 1), logits.length)) : []);
+    const choose = (logits: Float32Array) => (classes.targets?.length ? classes.targets : withGradients ? topK(logits, Math.min(Math.max(1, classes.topk ?? 1), logits.length)) : []);
     const r = await this.forwardBackward(set, input, withGradients, choose, {});
     return { logits: r.logits, targets: r.targets, activations: r.activations, gradients: r.gradients };
   }
@@ -323,7 +324,7 @@ export class ModelRuntime {
     const chooseTargets = (logits: Float32Array) => {
       if (req.targets && req.targets.length) return [...req.targets];
       const k = Math.min(Math.max(1, req.topk ?? 1), logits.length);
-      return topClasses(logits, k);
+      return topK(logits, k);
     };
     const withGradients = method.needs === 'gradients';
     const base = await this.forwardBackward(set, req.input, withGradients, chooseTargets, timings);
@@ -547,23 +548,6 @@ function pruneToOutputs(bytes: Uint8Array, outputs: string[]): { bytes: Uint8Arr
   return { bytes: encodeModel(model), inputs: new Set(graph.input.map((v) => v.name ?? '')) };
 }
 
-/**
- * The indices of the `k` largest logits, largest first, ties in index order: what a stable sort by
- * descending logit gives, by selection in one pass (k is small). With NaNs, the sort itself.
- */
-export function topClasses(logits: Float32Array, k: number): number[] {
-  const top: number[] = [];
-  for (let i = 0; i < logits.length; i++) {
-    const v = logits[i];
-    if (Number.isNaN(v)) return Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, k);
-    if (top.length === k && !(v > logits[top[k - 1]])) continue;
-    let j = top.length === k ? k - 1 : top.length;
-    while (j > 0 && v > logits[top[j - 1]]) j--;
-    top.splice(j, 0, i);
-    if (top.length > k) top.pop();
-  }
-  return top;
-}
 
 function flipRows(map: Float32Array, h: number, w: number): void {
   for (let y = 0; y < h; y++) map.subarray(y * w, (y + 1) * w).reverse();

@@ -11,7 +11,20 @@ export function classScores(logits: ArrayLike<number>, multiLabel: boolean): Flo
   return out;
 }
 
-/** Indices of the k largest values, largest first. */
+/**
+ * The indices of the `k` largest values, largest first, ties in index order: what a stable sort by
+ * descending value gives, by selection in one pass (k is small). With NaNs, the sort itself.
+ */
 export function topK(values: ArrayLike<number>, k: number): number[] {
-  return Array.from({ length: values.length }, (_, i) => i).sort((a, b) => values[b] - values[a]).slice(0, Math.max(0, k));
+  const top: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (Number.isNaN(v)) return Array.from({ length: values.length }, (_, j) => j).sort((a, b) => values[b] - values[a]).slice(0, k);
+    if (top.length === k && !(v > values[top[k - 1]])) continue;
+    let j = top.length === k ? k - 1 : top.length;
+    while (j > 0 && v > values[top[j - 1]]) j--;
+    top.splice(j, 0, i);
+    if (top.length > k) top.pop();
+  }
+  return top;
 }
