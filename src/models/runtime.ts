@@ -290,13 +290,10 @@ export class ModelRuntime {
    */
   async tensors(input: Float32Array, layers: string[], classes: { targets?: number[]; topk?: number } = {}) {
     this.checkLayers(layers);
-    for (const c of classes.targets ?? []) {
-      if (!Number.isInteger(c) || c < 0 || c >= this.info.numClasses) throw new MethodError(`target class ${c} is outside 0..${this.info.numClasses - 1}`);
-    }
+    this.checkTargets(classes.targets);
     const withGradients = (classes.targets?.length ?? 0) > 0 || classes.topk !== undefined;
     const set = await this.layerSet(layers);
-    const choose = (logits: Float32Array) => (classes.targets?.length ? classes.targets : withGradients ? topK(logits, Math.min(Math.max(1, classes.topk ?? 1), logits.length)) : []);
-    const r = await this.forwardBackward(set, input, withGradients, choose, {});
+    const r = await this.forwardBackward(set, input, withGradients, withGradients ? chooseTargets(classes.targets, classes.topk) : () => [], {});
     return { logits: r.logits, targets: r.targets, activations: r.activations, gradients: r.gradients };
   }
 
@@ -306,6 +303,12 @@ export class ModelRuntime {
     return { logits: r.logits, activations: r.activations, gradients: r.gradients! };
   }
 
+  private checkTargets(targets: readonly number[] | undefined): void {
+    for (const c of targets ?? []) {
+      if (!Number.isInteger(c) || c < 0 || c >= this.info.numClasses) throw new MethodError(`target class ${c} is outside 0..${this.info.numClasses - 1}`);
+    }
+  }
+
   /** Explains one input: the requested method's map for every target class and layer. */
   async explain(req: ExplainRequest): Promise<ExplainResult> {
     const timings: Record<string, number> = {};
@@ -313,21 +316,14 @@ export class ModelRuntime {
     if (!method) throw new MethodError(`unknown method ${req.method}`);
     const layers = req.layers && req.layers.length ? [...new Set(req.layers)] : [this.info.defaultLayer];
     this.checkLayers(layers);
-    for (const c of req.targets ?? []) {
-      if (!Number.isInteger(c) || c < 0 || c >= this.info.numClasses) throw new MethodError(`target class ${c} is outside 0..${this.info.numClasses - 1}`);
-    }
+    this.checkTargets(req.targets);
     let t = now();
     const set = await this.layerSet(layers);
     if (method.needs === 'gradients') await this.headRun(set);
     timings.prepare_ms = now() - t;
 
-    const chooseTargets = (logits: Float32Array) => {
-      if (req.targets && req.targets.length) return [...req.targets];
-      const k = Math.min(Math.max(1, req.topk ?? 1), logits.length);
-      return topK(logits, k);
-    };
     const withGradients = method.needs === 'gradients';
-    const base = await this.forwardBackward(set, req.input, withGradients, chooseTargets, timings);
+    const base = await this.forwardBackward(set, req.input, withGradients, chooseTargets(req.targets, req.topk), timings);
     const targets = base.targets;
 
     t = now();
@@ -548,6 +544,11 @@ function pruneToOutputs(bytes: Uint8Array, outputs: string[]): { bytes: Uint8Arr
   return { bytes: encodeModel(model), inputs: new Set(graph.input.map((v) => v.name ?? '')) };
 }
 
+
+/** The classes to explain once the logits are known: the given targets, else the `topk` best (default 1). */
+function chooseTargets(targets: readonly number[] | undefined, topk: number | undefined): (logits: Float32Array) => number[] {
+  return (logits) => (targets?.length ? [...targets] : topK(logits, Math.min(Math.max(1, topk ?? 1), logits.length)));
+}
 
 function flipRows(map: Float32Array, h: number, w: number): void {
   for (let y = 0; y < h; y++) map.subarray(y * w, (y + 1) * w).reverse();
