@@ -5,7 +5,6 @@
 // This is ModelRuntime.tensors: the engine's trunk (the layers as extra outputs) and, with classes, the
 // head's backward pass, sessions shared with the explanations. Without classes no backward graph is
 // built, so models whose backward cannot be built still show feature maps.
-import { MethodError } from '../cam/types.js';
 import type { ModelRuntime } from '../models/runtime.js';
 
 export interface TensorsRequest {
@@ -41,11 +40,6 @@ export class TensorProbe {
 
   async run(req: TensorsRequest): Promise<TensorsResult> {
     const layers = [...new Set(req.layers)];
-    if (layers.length === 0) throw new MethodError('no layers asked for');
-    const names = new Set(this.rt.info.candidateLayers.map((c) => c.name));
-    for (const l of layers) {
-      if (!names.has(l)) throw new MethodError(`layer "${l}" is not a candidate layer of model ${this.rt.info.id} (a 4-D feature map that leads to the logits)`);
-    }
     const r = await this.rt.tensors(req.input, layers, { targets: req.targets, topk: req.topk });
     // Copies: onnxruntime's outputs may share one buffer, and results are transferred between threads.
     return {

@@ -289,6 +289,7 @@ export class ModelRuntime {
    * from one trunk run and, with classes, one head run. Without classes no backward graph is built.
    */
   async tensors(input: Float32Array, layers: string[], classes: { targets?: number[]; topk?: number } = {}) {
+    if (layers.length === 0) throw new MethodError('no layers asked for');
     this.checkLayers(layers);
     this.checkTargets(classes.targets);
     const withGradients = (classes.targets?.length ?? 0) > 0 || classes.topk !== undefined;
