@@ -33,7 +33,8 @@ export interface CamParams {
   includePng: boolean;
 }
 
-const BOOLEANS: Record<string, boolean> = { true: true, '1': true, false: false, '0': false };
+// A Map, not a plain object: `constructor`, `__proto__` or `toString` must not be found as inherited keys.
+const BOOLEANS: ReadonlyMap<string, boolean> = new Map([['true', true], ['1', true], ['false', false], ['0', false]]);
 
 /**
  * Merges query and form fields into one map. Refuses a name that is not a parameter (400, listing the
@@ -63,7 +64,7 @@ export function collectParameters(...sources: Record<string, unknown>[]): Map<Ca
 function bool(raw: Map<CamParameter, string>, name: CamParameter): boolean {
   const v = raw.get(name);
   if (v === undefined) return false;
-  const b = BOOLEANS[v.toLowerCase()];
+  const b = BOOLEANS.get(v.toLowerCase());
   if (b === undefined) throw badParameter(name, ['true', 'false', '1', '0'], v, `${name} must be true or false, got "${v}"`);
   return b;
 }

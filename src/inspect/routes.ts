@@ -55,7 +55,8 @@ export const GRAPH_PARAMETERS = ['collapse', 'depth', 'rankdir', 'format'] as co
 /** Most classes whose gradients one histogram request shows. */
 export const MAX_HISTOGRAM_TARGETS = 4;
 
-const BOOLEANS: Record<string, boolean> = { true: true, '1': true, false: false, '0': false };
+// A Map, not a plain object: `constructor`, `__proto__` or `toString` must not be found as inherited keys.
+const BOOLEANS: ReadonlyMap<string, boolean> = new Map([['true', true], ['1', true], ['false', false], ['0', false]]);
 
 // ---------------------------------------------------------------- parameters
 
@@ -99,7 +100,7 @@ function num(p: Params, name: string): number | undefined {
 function bool(p: Params, name: string): boolean | undefined {
   const v = p.get(name);
   if (v === undefined) return undefined;
-  const b = BOOLEANS[v.toLowerCase()];
+  const b = BOOLEANS.get(v.toLowerCase());
   if (b === undefined) throw badParameter(name, ['true', 'false', '1', '0'], v, `${name} must be true or false, got "${v}"`);
   return b;
 }

@@ -193,20 +193,32 @@ export class InferencePool {
       if (!job) return;
       if (job.signal && job.onAbort) job.signal.removeEventListener('abort', job.onAbort);
       slot.job = job;
-      const work = job.work;
-      if (work.type === 'facts') {
-        const msg: WorkerRequest = { type: 'facts', job: job.id, model: job.model };
-        slot.worker.postMessage(msg);
-        continue;
+      try {
+        this.post(slot, job);
+      } catch (e) {
+        // A message that cannot be sent (e.g. a value that cannot be cloned) fails its job, never the
+        // process, and leaves the worker free for the next one.
+        slot.job = undefined;
+        job.reject(new Error(`the job could not be sent to its worker: ${(e as Error).message}`));
+        queueMicrotask(() => this.dispatch());
       }
-      // The input's buffer moves to the worker (no copy) unless it is a view into a larger one.
-      const x = work.req.input;
-      if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength) work.req = { ...work.req, input: Float32Array.from(x) };
-      const msg: WorkerRequest = work.type === 'explain'
-        ? { type: 'explain', job: job.id, model: job.model, req: work.req }
-        : { type: 'tensors', job: job.id, model: job.model, req: work.req };
-      slot.worker.postMessage(msg, [work.req.input.buffer as ArrayBuffer]);
     }
+  }
+
+  private post(slot: Slot, job: Job): void {
+    const work = job.work;
+    if (work.type === 'facts') {
+      const msg: WorkerRequest = { type: 'facts', job: job.id, model: job.model };
+      slot.worker.postMessage(msg);
+      return;
+    }
+    // The input's buffer moves to the worker (no copy) unless it is a view into a larger one.
+    const x = work.req.input;
+    if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength) work.req = { ...work.req, input: Float32Array.from(x) };
+    const msg: WorkerRequest = work.type === 'explain'
+      ? { type: 'explain', job: job.id, model: job.model, req: work.req }
+      : { type: 'tensors', job: job.id, model: job.model, req: work.req };
+    slot.worker.postMessage(msg, [work.req.input.buffer as ArrayBuffer]);
   }
 
   /** Refuses new jobs, lets queued and running ones finish, then stops the workers. */

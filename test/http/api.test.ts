@@ -431,6 +431,22 @@ describe('POST /cam parameters', () => {
     }
   });
 
+  test('inherited property names are not booleans: 400, and the worker stays free (form and query, any case)', async () => {
+    const hostile = ['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', 'Constructor', '__PROTO__'];
+    for (const name of ['eigen_smooth', 'aug_smooth', 'include_png']) {
+      for (const value of hostile) {
+        const fields = name === 'include_png' ? { output: 'json', [name]: value } : { [name]: value };
+        const p = problem(await post(fields), 400, 'bad-parameter', name);
+        assert.equal(p.received, value);
+        problem(await post({}, starRing, `?${name}=${encodeURIComponent(value)}`), 400, 'bad-parameter', name);
+      }
+    }
+    const ok = await post({});
+    assert.equal(ok.status, 200);
+    const ready = (await api('GET', '/readyz')).json<{ busy: number }>();
+    assert.equal(ready.busy, 0);
+  });
+
   test('unknown parameters are refused, in the form and in the query', async () => {
     let p = problem(await post({ colour: 'jet' }), 400, 'bad-parameter', 'colour');
     assert.deepEqual(p.allowed, [...CAM_PARAMETERS]);

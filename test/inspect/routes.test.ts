@@ -133,6 +133,17 @@ test('POST /features refuses bad parameters, models, layers and uploads with pro
   assert.equal(r.header('allow'), 'POST, OPTIONS');
 });
 
+test('inherited property names are not booleans on the inspection routes (400, then still served)', async () => {
+  for (const value of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+    for (const [route, name] of [['/features', 'normalize'], ['/features', 'scale_each'], ['/histograms', 'gradients']]) {
+      const b = await problem(post(`${route}?${name}=${value}`), 400, 'bad-parameter');
+      assert.equal(b.parameter, name);
+      assert.equal(b.received, value);
+    }
+  }
+  assert.equal((await post('/features')).status, 200);
+});
+
 test('POST /histograms: activation and gradient histograms that count every element', async () => {
   const r = await post('/histograms', form({ bins: '12' }));
   assert.equal(r.status, 200);

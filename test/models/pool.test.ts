@@ -58,3 +58,11 @@ test('a queued job whose caller aborted is dropped before it runs', async () => 
 test('errors from the worker keep their name (unknown layer → MethodError)', async () => {
   await assert.rejects(pool.explain('resnet', { input: input(), method: 'gradcam', layers: ['nope'] }), { name: 'MethodError' });
 });
+
+test('a job that cannot be sent to the worker fails alone: the process lives and the worker stays free', async () => {
+  const hostile = { input: input(), method: 'gradcam', eigenSmooth: Object } as unknown as Parameters<InferencePool['explain']>[1];
+  await assert.rejects(pool.explain('resnet', hostile), /could not be sent to its worker/);
+  assert.equal(pool.stats().busy, 0);
+  const r = await pool.explain('resnet', { input: input(), method: 'gradcam' });
+  assert.equal(r.explanations.length, 1);
+});
