@@ -6,10 +6,10 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { buildGradientPatch } from '../src/autodiff/builder.js';
-import { extractHead } from '../src/onnx/analysis.js';
+import { extractHead } from '../src/onnx/graph.js';
 import { OnnxModel } from '../src/onnx/model.js';
 import { ortSessionOptions, probeShapes } from '../src/onnx/session.js';
-import { ModelRuntime } from '../src/models/runtime.js';
+import { ModelRuntime } from '../src/engine/runtime.js';
 import type { MethodName } from '../src/cam/types.js';
 
 export const BENCH_MODELS = path.resolve('bench/models');

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { printHeaderHelp } from './usage.js';
 import { fileURLToPath } from 'node:url';
 import { METHOD_NAMES, isMethodName, type MethodName } from '../src/cam/types.js';
-import { ModelRuntime } from '../src/models/runtime.js';
+import { ModelRuntime } from '../src/engine/runtime.js';
 import {
   AccuracyTally, baselineSummary, evaluateMethod, sceneCases, sceneInput, type LocalisationSummary,
 } from '../tools/shapes/localisation.js';

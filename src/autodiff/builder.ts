@@ -5,7 +5,7 @@ import type { OnnxModel } from '../onnx/model.js';
 import { DataType, type GraphProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 import type { TensorInfo } from '../onnx/session.js';
 import { RULES } from './rules/index.js';
-import { GradientError, type VjpContext } from './types.js';
+import { GradientError, type VjpContext } from './context.js';
 
 export interface GradientSpec {
   /** Tensors to differentiate with respect to (target layers, or a graph input). */

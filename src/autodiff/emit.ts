@@ -1,7 +1,7 @@
 // Opset-aware emitters shared by the rules: the ops whose signature changed between opsets
 // (axes as attribute or input, split sizes, ...) are written once here.
 import { int, ints } from '../onnx/builder.js';
-import type { VjpContext } from './types.js';
+import type { VjpContext } from './context.js';
 
 /** ReduceSum over `axes` (axes became an input in opset 13). */
 export function reduceSum(ctx: VjpContext, x: string, axes: readonly number[], keepdims: boolean): string {

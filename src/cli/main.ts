@@ -7,13 +7,13 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { METHOD_NAMES, isMethodName, type MethodName } from '../cam/types.js';
-import { renderJob } from '../http/render-job.js';
-import { decodeImage, toModelInput } from '../models/preprocess.js';
-import { ModelRuntime } from '../models/runtime.js';
-import { classScores, topK } from '../models/scores.js';
+import { renderJob } from '../render/job.js';
+import { decodeImage, toModelInput } from '../engine/input.js';
+import { ModelRuntime } from '../engine/runtime.js';
+import { classScores, topK } from '../engine/scores.js';
 import { COLORMAP_NAMES, isColormapName, type ColormapName } from '../render/index.js';
-import { featureGridPng, graphSvg, histogramsOf, summaryText } from '../inspect/cli.js';
-import { parseChannels } from '../inspect/routes.js';
+import { featureGridPng, graphSvg, histogramsOf, summaryText } from './inspect.js';
+import { parseChannels } from '../http/routes/inspect.js';
 
 const HELP = `camserve — class activation maps for ONNX image models
 

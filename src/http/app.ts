@@ -5,14 +5,14 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { pino, type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { ServerConfig } from './config.js';
-import { camHandler, type ExplainPool } from './cam.js';
+import { camHandler, type ExplainPool } from './routes/cam.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { chooseDefaultModel, modelDetails, modelList } from './models.js';
+import { chooseDefaultModel, modelDetails, modelList } from './routes/models.js';
 import { HttpProblem, sendProblem } from './problem.js';
-import { Renderer } from './renderer.js';
-import { inspectRouter, type InspectPool } from '../inspect/routes.js';
+import { Renderer } from '../workers/renderer.js';
+import { inspectRouter, type InspectPool } from './routes/inspect.js';
 
-export type { ExplainPool } from './cam.js';
+export type { ExplainPool } from './routes/cam.js';
 
 /** Routes of the contract and the HTTP methods each allows (others get 405). */
 export const ROUTES: Record<string, string[]> = {

@@ -2,7 +2,7 @@
 // 400 that names the parameter, what it accepts and what it got. Unknown or repeated ones are refused.
 import { METHOD_NAMES, isMethodName, type MethodName } from '../cam/types.js';
 import { COLORMAP_NAMES, isColormapName, type ColormapName } from '../render/index.js';
-import type { ModelInfo } from '../models/runtime.js';
+import type { ModelInfo } from '../engine/runtime.js';
 import { badParameter } from './problem.js';
 
 /** Every parameter POST /cam accepts besides the file field `image`. */

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { InferencePool } from '../models/pool.js';
+import { InferencePool } from '../workers/pool.js';
 import { createApp, type CamserveApp, type ExplainPool } from './app.js';
 import type { ServerConfig } from './config.js';
 

@@ -3,9 +3,9 @@
 import type { Request, Response } from 'express';
 import express from 'express';
 import multer from 'multer';
-import type { ModelStatus } from '../models/pool.js';
-import { IMAGE_FORMATS, ImageError, decodeImage, type DecodedImage } from '../models/preprocess.js';
-import type { ModelInfo } from '../models/runtime.js';
+import type { ModelStatus } from '../workers/pool.js';
+import { IMAGE_FORMATS, ImageError, decodeImage, type DecodedImage } from '../engine/input.js';
+import type { ModelInfo } from '../engine/runtime.js';
 import { HttpProblem, badParameter } from './problem.js';
 
 /** Request content types accepted as a raw image body (besides multipart/form-data). */

@@ -3,7 +3,7 @@
 // graph differentiates. Built once per model where the model lives (an inference worker, or the CLI),
 // small enough to post to the HTTP thread, and the only input of summary.ts and graph.ts.
 import { nodesOnPath } from '../autodiff/builder.js';
-import type { ModelRuntime } from '../models/runtime.js';
+import type { ModelRuntime } from '../engine/runtime.js';
 import { bytesPer } from '../onnx/model.js';
 import { toInt } from '../onnx/proto.js';
 

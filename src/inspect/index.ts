@@ -9,5 +9,5 @@ export { HISTOGRAM_DEFAULTS, histogram, histogramPng, histogramSvg, type Histogr
 export { formatSummary, summarize, type ModelSummary, type SummaryRow } from './summary.js';
 export { summaryJson } from './json.js';
 export { TensorProbe, type TensorsRequest, type TensorsResult, type LayerTensorsOut } from './tensors.js';
-export { INSPECT_ROUTES, inspectRouter, type InspectDeps, type InspectPool } from './routes.js';
-export { featureGridOf, featureGridPng, graphSvg, histogramsOf, loadFacts, summaryOf, summaryText } from './cli.js';
+export { INSPECT_ROUTES, inspectRouter, type InspectDeps, type InspectPool } from '../http/routes/inspect.js';
+export { featureGridOf, featureGridPng, graphSvg, histogramsOf, loadFacts, summaryOf, summaryText } from '../cli/inspect.js';

@@ -5,7 +5,7 @@
 // This is ModelRuntime.tensors: the engine's trunk (the layers as extra outputs) and, with classes, the
 // head's backward pass, sessions shared with the explanations. Without classes no backward graph is
 // built, so models whose backward cannot be built still show feature maps.
-import type { ModelRuntime } from '../models/runtime.js';
+import type { ModelRuntime } from '../engine/runtime.js';
 
 export interface TensorsRequest {
   /** the preprocessed input, laid out as the model's inputDims */

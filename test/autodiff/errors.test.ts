@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { buildGradientPatch } from '../../src/autodiff/builder.js';
-import { GradientError } from '../../src/autodiff/types.js';
+import { GradientError } from '../../src/autodiff/context.js';
 import { floatTensor, int, int64Tensor, ints, makeNode, str } from '../../src/onnx/builder.js';
 import { OnnxModel } from '../../src/onnx/model.js';
 import type { NodeProto, TensorProto } from '../../src/onnx/proto.js';

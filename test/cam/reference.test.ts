@@ -2,7 +2,7 @@
 // references computed with PyTorch hooks (tools/fixtures/generate.py).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ModelRuntime } from '../../src/models/runtime.js';
+import { ModelRuntime } from '../../src/engine/runtime.js';
 import { METHOD_NAMES, isMethodName } from '../../src/cam/types.js';
 import { listFixtures, maxAbsDiff, normalised, readF32, relError } from '../helpers/fixtures.js';
 

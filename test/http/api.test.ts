@@ -14,9 +14,9 @@ import { METHOD_NAMES } from '../../src/cam/types.js';
 import { createApp, type ExplainPool } from '../../src/http/app.js';
 import { CAM_PARAMETERS } from '../../src/http/params.js';
 import type { RunningServer } from '../../src/http/server.js';
-import type { ModelStatus } from '../../src/models/pool.js';
+import type { ModelStatus } from '../../src/workers/pool.js';
 import { COLORMAP_NAMES } from '../../src/render/index.js';
-import { INSPECT_ROUTES } from '../../src/inspect/routes.js';
+import { INSPECT_ROUTES } from '../../src/http/routes/inspect.js';
 import { Contract, OPENAPI_FILE, client, type Answer } from './contract.js';
 import {
   EXAMPLES, LABELS, bombPng, form, hasShapes, makeModelsDir, picture, startTestServer, testConfig, until,
@@ -758,7 +758,7 @@ describe('overload, disconnects, latency and shutdown', () => {
 });
 
 test('every route and status that openapi.yaml lists was exercised', () => {
-  // The inspection routes have their own suite and the same check (test/inspect/routes.test.ts).
+  // The inspection routes have their own suite and the same check (test/http/inspect-routes.test.ts).
   const inspect = Object.keys(INSPECT_ROUTES);
   assert.deepEqual(contract.missing().filter((k) => !inspect.includes(k.split(' ')[1])), []);
 });

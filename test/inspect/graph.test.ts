@@ -6,7 +6,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { nodesOnPath } from '../../src/autodiff/builder.js';
 import { modelFacts, modulePath, type ModelFacts } from '../../src/inspect/facts.js';
 import { graphDot, graphToSvg } from '../../src/inspect/graph.js';
-import { ModelRuntime } from '../../src/models/runtime.js';
+import { ModelRuntime } from '../../src/engine/runtime.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 
 const facts = new Map<string, ModelFacts>();

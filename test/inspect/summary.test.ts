@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { modelFacts, modulePath, scopeOf, type ModelFacts } from '../../src/inspect/facts.js';
 import { formatSummary, summarize } from '../../src/inspect/summary.js';
-import { ModelRuntime } from '../../src/models/runtime.js';
+import { ModelRuntime } from '../../src/engine/runtime.js';
 import { OnnxModel } from '../../src/onnx/model.js';
 import { listFixtures } from '../helpers/fixtures.js';
 

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { TensorProbe } from '../../src/inspect/tensors.js';
-import { ModelRuntime } from '../../src/models/runtime.js';
+import { ModelRuntime } from '../../src/engine/runtime.js';
 import { FIXTURES, readF32, relError } from '../helpers/fixtures.js';
 import { readFileSync } from 'node:fs';
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ModelRuntime } from '../../src/models/runtime.js';
+import { ModelRuntime } from '../../src/engine/runtime.js';
 import type { CamMap } from '../../src/render/index.js';
 import {
   AccuracyTally, LocalisationTally, discriminativeHit, energyInBoxes, evaluateMethod, peak, pointingHit, sceneCases, toSceneSize,

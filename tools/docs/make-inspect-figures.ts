@@ -5,7 +5,7 @@
 //
 // Defaults: the model models/shapes/ (else the ResNet test fixture when that folder has no model.onnx),
 // the image examples/star-ring.png, the folder docs/. The image is prepared as the service does
-// (models/preprocess.ts: resized to model.json's input size, (pixel/255 − mean)/std, NCHW).
+// (engine/input.ts: resized to model.json's input size, (pixel/255 − mean)/std, NCHW).
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,8 +18,8 @@ import { graphDot, renderDot } from '../../src/inspect/graph.js';
 import { histogram, histogramPng } from '../../src/inspect/histogram.js';
 import { formatSummary, summarize } from '../../src/inspect/summary.js';
 import { TensorProbe } from '../../src/inspect/tensors.js';
-import { decodeImage, toModelInput } from '../../src/models/preprocess.js';
-import { ModelRuntime } from '../../src/models/runtime.js';
+import { decodeImage, toModelInput } from '../../src/engine/input.js';
+import { ModelRuntime } from '../../src/engine/runtime.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const { values } = parseArgs({ options: { model: { type: 'string' }, image: { type: 'string' }, out: { type: 'string' } } });

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp, { type OverlayOptions } from 'sharp';
-import { ModelRuntime } from '../../src/models/runtime.js';
+import { ModelRuntime } from '../../src/engine/runtime.js';
 import { renderOverlay, type RgbImage } from '../../src/render/index.js';
 import { explainScene, peak, sceneCases } from '../shapes/localisation.js';
 import { CLASS_NAMES, generateScene, SEEDS, type Box, type Scene } from '../shapes/scenes.js';

@@ -16,8 +16,8 @@
 //
 // A box [x0, y0, x1, y1] is inclusive-exclusive in pixels: pixel (x, y) is inside when x0 ≤ x < x1 and
 // y0 ≤ y < y1. Classes present more than once count once per scene, with all their boxes.
-import { toModelInput } from '../../src/models/preprocess.js';
-import type { ModelRuntime } from '../../src/models/runtime.js';
+import { toModelInput } from '../../src/engine/input.js';
+import type { ModelRuntime } from '../../src/engine/runtime.js';
 import type { MethodName } from '../../src/cam/types.js';
 import { resizeBilinear, type CamMap } from '../../src/render/index.js';
 import type { Box, Scene } from './scenes.js';

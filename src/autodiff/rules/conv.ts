@@ -4,7 +4,7 @@
 import { int, ints, type AttrValue } from '../../onnx/builder.js';
 import { attrInt, attrInts, attrString } from '../../onnx/model.js';
 import { expandTo, scalar, unsqueeze } from '../emit.js';
-import type { VjpContext, VjpRule } from '../types.js';
+import type { VjpContext, VjpRule } from '../context.js';
 
 export interface WindowGeometry {
   kernel: number[];

@@ -2,7 +2,7 @@
 // (the gradient of a broadcast operand is summed over the axes it was broadcast along).
 import { attrFloat, attrInt, attrString } from '../../onnx/model.js';
 import { reduceToShape, scalar } from '../emit.js';
-import type { VjpContext, VjpRule } from '../types.js';
+import type { VjpContext, VjpRule } from '../context.js';
 
 const x0 = (ctx: VjpContext) => ctx.node.input[0];
 const y0 = (ctx: VjpContext) => ctx.node.output[0];

@@ -1,5 +1,5 @@
 // The registry of vector-Jacobian rules: one entry per ONNX op type (default domain).
-import type { VjpRule } from '../types.js';
+import type { VjpRule } from '../context.js';
 import { convRules } from './conv.js';
 import { elementwiseRules } from './elementwise.js';
 import { linearRules } from './linear.js';

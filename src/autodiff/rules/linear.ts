@@ -3,7 +3,7 @@
 import { float, int, ints } from '../../onnx/builder.js';
 import { attrFloat, attrInt } from '../../onnx/model.js';
 import { reduceSum, scalar } from '../emit.js';
-import type { VjpContext, VjpRule } from '../types.js';
+import type { VjpContext, VjpRule } from '../context.js';
 
 /** Gemm Y = α·A'·B' + β·C (A' = transA ? Aᵀ : A): dA = α·dY·B'ᵀ; A must be [1, F] (batch in axis 0). */
 const gemm: VjpRule = (ctx, [dy]) => {

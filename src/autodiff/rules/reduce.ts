@@ -2,7 +2,7 @@
 // Softmax (y ⊙ (dy − Σ dy ⊙ y)) and LayerNormalization.
 import { attrFloat, attrInt, attrInts } from '../../onnx/model.js';
 import { expandTo, normAxis, reduceMean, reduceSum, scalar, unsqueeze } from '../emit.js';
-import type { VjpContext, VjpRule } from '../types.js';
+import type { VjpContext, VjpRule } from '../context.js';
 
 /** Axes a Reduce* node reduces over (attribute before opset 13/18, input after), normalised. */
 function reduceAxes(ctx: VjpContext, inputSince: number, rank: number): number[] {

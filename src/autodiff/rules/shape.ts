@@ -3,7 +3,7 @@
 import { int, ints } from '../../onnx/builder.js';
 import { attrInt, attrInts, attrString } from '../../onnx/model.js';
 import { normAxis, padZeros, reduceToShape, reshapeGrad, slice, unsqueeze, zerosGrad } from '../emit.js';
-import type { VjpRule } from '../types.js';
+import type { VjpRule } from '../context.js';
 
 /** Reshape, Flatten, Squeeze, Unsqueeze: dX = dY reshaped to X's dims (batch axis kept as K). */
 const reshapeBack: VjpRule = (ctx, [dy]) => [reshapeGrad(ctx, dy!, ctx.shape(ctx.node.input[0]))];

@@ -1,13 +1,13 @@
-// Image decoding and model-input preparation (src/models/preprocess.ts), and the small pure pieces of
+// Image decoding and model-input preparation (src/engine/input.ts), and the small pure pieces of
 // the HTTP layer: configuration from the environment.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { ConfigError, ENVIRONMENT, loadConfig } from '../../src/http/config.js';
-import type { InputSpec } from '../../src/models/manifest.js';
+import type { InputSpec } from '../../src/engine/manifest.js';
 import {
   ALPHA_BACKGROUND, ImageError, decodeImage, inputGeometry, mapToImage, toModelInput, type ModelInputSpec,
-} from '../../src/models/preprocess.js';
+} from '../../src/engine/input.js';
 import type { RgbImage } from '../../src/render/index.js';
 
 const limits = { maxPixels: 1_000_000, maxSide: 2048 };

@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { ModelFacts } from '../inspect/facts.js';
 import type { TensorsRequest, TensorsResult } from '../inspect/tensors.js';
 import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
-import type { ExplainRequest, ExplainResult } from './runtime.js';
+import type { ExplainRequest, ExplainResult } from '../engine/runtime.js';
 
 export type { ModelStatus } from './protocol.js';
 

@@ -1,8 +1,8 @@
 // One rendering request of POST /cam: the image, its maps over the model input, how the input was made
 // from the image, and the look (overlay or heat map, alpha, colour map); turned into PNGs.
-import { inputGeometry, mapToImage } from '../models/preprocess.js';
-import type { InputSpec } from '../models/manifest.js';
-import { normalizeMap, renderHeatmap, renderOverlay, type CamMap, type ColormapName, type RgbImage } from '../render/index.js';
+import { inputGeometry, mapToImage } from '../engine/input.js';
+import type { InputSpec } from '../engine/manifest.js';
+import { normalizeMap, renderHeatmap, renderOverlay, type CamMap, type ColormapName, type RgbImage } from './index.js';
 
 export interface RenderJob {
   kind: 'overlay' | 'heatmap';

@@ -1,7 +1,7 @@
 // The class selection of explanations without a target: the k largest logits, as a stable sort would give.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { topK } from '../../src/models/scores.js';
+import { topK } from '../../src/engine/scores.js';
 
 test('topK equals a stable descending sort, ties in index order, NaN as the sort has it', () => {
   let seed = 3;

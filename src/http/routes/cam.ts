@@ -1,19 +1,19 @@
 // POST /cam: reads the upload (multipart field `image` or a raw image body), checks the parameters,
 // decodes and preprocesses the image, queues the explanation on the pool and answers PNG or JSON.
 import type { Request, Response } from 'express';
-import type { ModelStatus } from '../models/pool.js';
-import { toModelInput, type DecodedImage } from '../models/preprocess.js';
-import type { ExplainRequest, ExplainResult, ModelInfo } from '../models/runtime.js';
-import { classScores, topK } from '../models/scores.js';
-import type { CamMap } from '../render/index.js';
-import type { ServerConfig } from './config.js';
-import type { Metrics } from './metrics.js';
+import type { ModelStatus } from '../../workers/pool.js';
+import { toModelInput, type DecodedImage } from '../../engine/input.js';
+import type { ExplainRequest, ExplainResult, ModelInfo } from '../../engine/runtime.js';
+import { classScores, topK } from '../../engine/scores.js';
+import type { CamMap } from '../../render/index.js';
+import type { ServerConfig } from '../config.js';
+import type { Metrics } from '../metrics.js';
 import {
   collectParameters, parseCamParams, resolveLayers, resolveTargets, type CamParams,
-} from './params.js';
-import { HttpProblem, badParameter } from './problem.js';
-import { decodeUpload, findModel, poolProblem, readUpload } from './upload.js';
-import type { RenderJob } from './render-job.js';
+} from '../params.js';
+import { HttpProblem, badParameter } from '../problem.js';
+import { decodeUpload, findModel, poolProblem, readUpload } from '../upload.js';
+import type { RenderJob } from '../../render/job.js';
 
 /** What POST /cam needs of the inference pool (InferencePool, or a stand-in in tests). */
 export interface ExplainPool {

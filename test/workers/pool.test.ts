@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, symlink, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { InferencePool, PoolBusyError } from '../../src/models/pool.js';
+import { InferencePool, PoolBusyError } from '../../src/workers/pool.js';
 import { FIXTURES, readF32 } from '../helpers/fixtures.js';
 
 let dir: string;

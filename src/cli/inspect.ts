@@ -1,13 +1,13 @@
 // Plain functions for the command line (no server, no worker): each loads the model in this thread
 // (or uses a runtime the caller holds), does one thing and releases what it loaded. `modelDir` is a
 // model folder (model.onnx + model.json) or a .onnx file, as ModelRuntime.load takes it.
-import { ModelRuntime } from '../models/runtime.js';
-import { modelFacts, type ModelFacts } from './facts.js';
-import { featureGrid, type GridOptions, type GridResult } from './grid.js';
-import { graphDot, renderDot, type GraphOptions } from './graph.js';
-import { histogram, histogramPng, type Histogram, type HistogramPanel } from './histogram.js';
-import { formatSummary, summarize, type ModelSummary } from './summary.js';
-import { TensorProbe } from './tensors.js';
+import { ModelRuntime } from '../engine/runtime.js';
+import { modelFacts, type ModelFacts } from '../inspect/facts.js';
+import { featureGrid, type GridOptions, type GridResult } from '../inspect/grid.js';
+import { graphDot, renderDot, type GraphOptions } from '../inspect/graph.js';
+import { histogram, histogramPng, type Histogram, type HistogramPanel } from '../inspect/histogram.js';
+import { formatSummary, summarize, type ModelSummary } from '../inspect/summary.js';
+import { TensorProbe } from '../inspect/tensors.js';
 
 /** A model folder or .onnx file (loaded and released here), or a runtime the caller already holds. */
 export type ModelSource = string | ModelRuntime;
@@ -46,7 +46,7 @@ export async function graphSvg(modelDir: string, opts: GraphOptions & { format?:
 /**
  * The feature-map grid PNG of `layer` (a name, several names stacked top to bottom, or undefined for the
  * model's default layer) for a preprocessed input (laid out as the model's inputDims: see
- * models/preprocess.ts toModelInput).
+ * engine/input.ts toModelInput).
  */
 export async function featureGridPng(model: ModelSource, imageInput: Float32Array, layer: string | string[] | undefined, opts: GridOptions = {}): Promise<Buffer> {
   return (await featureGridOf(model, imageInput, layer, opts)).png;

@@ -1,9 +1,9 @@
 // The JSON descriptions of models served by GET /models and GET /models/{id}, and the choice of the
 // default model.
-import { METHOD_NAMES } from '../cam/types.js';
-import type { ModelStatus } from '../models/pool.js';
-import type { ModelInfo } from '../models/runtime.js';
-import { COLORMAP_NAMES } from '../render/index.js';
+import { METHOD_NAMES } from '../../cam/types.js';
+import type { ModelStatus } from '../../workers/pool.js';
+import type { ModelInfo } from '../../engine/runtime.js';
+import { COLORMAP_NAMES } from '../../render/index.js';
 
 export interface InputDescription {
   name: string;

@@ -9,10 +9,10 @@ import path from 'node:path';
 import express from 'express';
 import { XMLValidator } from 'fast-xml-parser';
 import sharp from 'sharp';
-import { INSPECT_ROUTES, inspectRouter, type InspectPool } from '../../src/inspect/routes.js';
-import { InferencePool } from '../../src/models/pool.js';
+import { INSPECT_ROUTES, inspectRouter, type InspectPool } from '../../src/http/routes/inspect.js';
+import { InferencePool } from '../../src/workers/pool.js';
 import { FIXTURES } from '../helpers/fixtures.js';
-import { Contract, OPENAPI_FILE, client, type Answer } from '../http/contract.js';
+import { Contract, OPENAPI_FILE, client, type Answer } from './contract.js';
 
 let dir: string;
 let pool: InferencePool;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
 import sharp from 'sharp';
-import { featureGridPng, graphSvg, histogramsOf, summaryText } from '../../src/inspect/cli.js';
+import { featureGridPng, graphSvg, histogramsOf, summaryText } from '../../src/cli/inspect.js';
 import { FIXTURES, readF32 } from '../helpers/fixtures.js';
 
 const dir = path.join(FIXTURES, 'resnet');

@@ -8,7 +8,7 @@ import { buildGradientPatch, nodesOnPath } from '../autodiff/builder.js';
 import { rawMap } from '../cam/compute.js';
 import { METHODS } from '../cam/methods/index.js';
 import { MethodError, type ForwardRunner, type LayerTensors, type MethodName } from '../cam/types.js';
-import { candidateLayers, extractHead, findLogits, type CandidateLayer, type HeadGraph } from '../onnx/analysis.js';
+import { candidateLayers, extractHead, findLogits, type CandidateLayer, type HeadGraph } from '../onnx/graph.js';
 import { ModelError, OnnxModel, attrInt, attrInts } from '../onnx/model.js';
 import { createSession, probeShapes, type OwnedSession, type SessionOptions, type TensorInfo } from '../onnx/session.js';
 import { decodeModel, encodeModel } from '../onnx/proto.js';

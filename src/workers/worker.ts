@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { modelFacts, type ModelFacts } from '../inspect/facts.js';
 import { TensorProbe, tensorTransferables, type TensorsRequest, type TensorsResult } from '../inspect/tensors.js';
-import { ModelRuntime, type ExplainRequest, type ExplainResult } from './runtime.js';
+import { ModelRuntime, type ExplainRequest, type ExplainResult } from '../engine/runtime.js';
 import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
 
 const init = workerData as WorkerInit;

@@ -1,7 +1,7 @@
 // Messages between the HTTP thread's pool and its inference workers.
 import type { ModelFacts } from '../inspect/facts.js';
 import type { TensorsRequest, TensorsResult } from '../inspect/tensors.js';
-import type { ExplainRequest, ExplainResult, ModelInfo } from './runtime.js';
+import type { ExplainRequest, ExplainResult, ModelInfo } from '../engine/runtime.js';
 
 export type ModelStatus =
   | { id: string; ok: true; info: ModelInfo; warning?: string }

@@ -1,6 +1,6 @@
 // Runs render jobs on one worker thread (FIFO), off the HTTP thread.
 import { Worker } from 'node:worker_threads';
-import type { RenderJob } from './render-job.js';
+import type { RenderJob } from '../render/job.js';
 
 interface Pending { resolve(pngs: Buffer[]): void; reject(e: Error): void }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ModelRuntime } from '../../src/models/runtime.js';
+import { ModelRuntime } from '../../src/engine/runtime.js';
 import { OnnxModel } from '../../src/onnx/model.js';
 import { FIXTURES, listFixtures } from '../helpers/fixtures.js';
 import { buildModelBytes } from '../helpers/graph.js';

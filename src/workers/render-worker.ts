@@ -1,7 +1,7 @@
 // The render thread: colour-maps and blends CAM maps onto the image and encodes PNGs, so that this
 // per-pixel work (hundreds of milliseconds for a 2048-px image) never blocks the HTTP thread.
 import { parentPort } from 'node:worker_threads';
-import { renderJob, type RenderJob } from './render-job.js';
+import { renderJob, type RenderJob } from '../render/job.js';
 
 const port = parentPort!;
 port.on('message', (msg: { id: number; job: RenderJob }) => {

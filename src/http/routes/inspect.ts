@@ -6,21 +6,21 @@
 // Tensors come from the inference pool (`tensors` jobs); the graph facts of each model are asked of the
 // pool once (a `facts` job) and cached here, as are rendered graphs. Errors are problem+json.
 import { type NextFunction, type Request, type Response, Router } from 'express';
-import type { ServerConfig } from '../http/config.js';
-import { MAX_LAYERS, resolveLayers, resolveTargets } from '../http/params.js';
-import { HttpProblem, badParameter, sendProblem } from '../http/problem.js';
-import { decodeUpload, findModel, poolProblem, readUpload } from '../http/upload.js';
-import type { ModelStatus } from '../models/pool.js';
-import { toModelInput } from '../models/preprocess.js';
-import type { ModelInfo } from '../models/runtime.js';
-import { COLORMAP_NAMES, isColormapName } from '../render/index.js';
-import type { ModelFacts } from './facts.js';
-import { GridOptionError, featureGrid, type ChannelSelection, type GridOptions } from './grid.js';
-import { GRAPH_COLLAPSE, graphDot, renderDot, type GraphOptions } from './graph.js';
-import { HISTOGRAM_DEFAULTS, histogram, histogramPng, type Histogram, type HistogramPanel } from './histogram.js';
-import { summaryJson } from './json.js';
-import { formatSummary, summarize } from './summary.js';
-import type { TensorsRequest, TensorsResult } from './tensors.js';
+import type { ServerConfig } from '../config.js';
+import { MAX_LAYERS, resolveLayers, resolveTargets } from '../params.js';
+import { HttpProblem, badParameter, sendProblem } from '../problem.js';
+import { decodeUpload, findModel, poolProblem, readUpload } from '../upload.js';
+import type { ModelStatus } from '../../workers/pool.js';
+import { toModelInput } from '../../engine/input.js';
+import type { ModelInfo } from '../../engine/runtime.js';
+import { COLORMAP_NAMES, isColormapName } from '../../render/index.js';
+import type { ModelFacts } from '../../inspect/facts.js';
+import { GridOptionError, featureGrid, type ChannelSelection, type GridOptions } from '../../inspect/grid.js';
+import { GRAPH_COLLAPSE, graphDot, renderDot, type GraphOptions } from '../../inspect/graph.js';
+import { HISTOGRAM_DEFAULTS, histogram, histogramPng, type Histogram, type HistogramPanel } from '../../inspect/histogram.js';
+import { summaryJson } from '../../inspect/json.js';
+import { formatSummary, summarize } from '../../inspect/summary.js';
+import type { TensorsRequest, TensorsResult } from '../../inspect/tensors.js';
 
 /** What the routes need of the inference pool (InferencePool, or a stand-in in tests). */
 export interface InspectPool {
