@@ -1,9 +1,6 @@
 // Reverse-mode differentiation of an ONNX graph into extra ONNX nodes: the gradient of
 // L = Σ seed·output with respect to chosen tensors, appended to the model as a patch.
-import { floatTensor, int64Tensor, makeNode, makeValueInfo, type AttrValue } from '../onnx/builder.js';
-import type { OnnxModel } from '../onnx/model.js';
-import { DataType, type GraphProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
-import type { TensorInfo } from '../onnx/session.js';
+import { type AttrValue, DataType, floatTensor, type GraphProto, int64Tensor, makeNode, makeValueInfo, type NodeProto, nodesOnPath, type OnnxModel, type TensorInfo, type TensorProto } from '../onnx/index.js';
 import { RULES } from './rules/index.js';
 import { GradientError, type VjpContext } from './context.js';
 
@@ -28,31 +25,6 @@ export interface GradientPatch {
 const PREFIX = 'camserve/';
 /** Constant inputs at most this large are read eagerly so rules can use their values. */
 const SMALL_CONSTANT = 4096;
-
-/**
- * Indices of the nodes that lie on a path from any of `targets` to `output`, in topological order.
- * The path only runs through tensors for which `differentiable` holds (by default all): integer shape
- * arithmetic downstream of a target (Shape → Gather → Cast ...) is not part of it.
- */
-export function nodesOnPath(model: OnnxModel, targets: readonly string[], output: string, differentiable: (tensor: string) => boolean = () => true): number[] {
-  const downstream = new Set<string>(targets);
-  const forward = new Set<number>();
-  model.nodes.forEach((n, i) => {
-    if (n.input.some((t) => t && downstream.has(t))) {
-      forward.add(i);
-      for (const o of n.output) if (o && differentiable(o)) downstream.add(o);
-    }
-  });
-  const upstream = new Set<string>([output]);
-  const path: number[] = [];
-  for (let i = model.nodes.length - 1; i >= 0; i--) {
-    const n = model.nodes[i];
-    if (!forward.has(i) || !n.output.some((o) => upstream.has(o))) continue;
-    path.push(i);
-    for (const t of n.input) if (t && downstream.has(t)) upstream.add(t);
-  }
-  return path.reverse();
-}
 
 class Emitter {
   readonly nodes: NodeProto[] = [];

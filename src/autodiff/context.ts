@@ -1,7 +1,7 @@
 // The contract between the gradient-graph builder and its vector-Jacobian rules.
 // A rule sees one forward node and the gradients of its outputs, and emits standard ONNX nodes.
-import type { AttrValue } from '../onnx/builder.js';
-import type { NodeProto } from '../onnx/proto.js';
+import { ExplainError } from '../errors/index.js';
+import type { AttrValue, NodeProto } from '../onnx/index.js';
 
 /**
  * Everything a rule may use. Shapes are the static forward shapes learnt by the probe run; every tensor
@@ -39,6 +39,7 @@ export interface VjpContext {
  */
 export type VjpRule = (ctx: VjpContext, dOutputs: readonly (string | undefined)[]) => (string | undefined)[];
 
-export class GradientError extends Error {
+/** A graph that cannot be differentiated (an op without a rule on the path, a form a rule refuses): 422. */
+export class GradientError extends ExplainError {
   override name = 'GradientError';
 }

@@ -1,6 +1,6 @@
 // Opset-aware emitters shared by the rules: the ops whose signature changed between opsets
 // (axes as attribute or input, split sizes, ...) are written once here.
-import { int, ints } from '../onnx/builder.js';
+import { int, ints } from '../onnx/index.js';
 import type { VjpContext } from './context.js';
 
 /** ReduceSum over `axes` (axes became an input in opset 13). */

@@ -1,5 +1,6 @@
 // Types of the CAM layer: what a method sees (one layer's activations and gradients for one class)
 // and what it supplies (channel weights, or weighted activations where weights do not suffice).
+import { ExplainError } from '../errors/index.js';
 
 /** One target layer for one image: A and (for gradient methods) G = dScore/dA, both [C, h, w]. */
 export interface LayerTensors {
@@ -11,26 +12,41 @@ export interface LayerTensors {
   G?: Float32Array;
 }
 
-/** Variants of a layer's activations [C·h·w], made on demand. */
-export interface ActivationVariants {
+/** Variants of a tensor (an input, a layer's activations), each written on demand into a batch slot. */
+export interface Variants {
   count: number;
+  /** fills variant `index` into `out` (a slot of the batch buffer: no variant is held as a whole set) */
   write(index: number, out: Float32Array): void;
 }
 
-/** Forward runs a method may ask for (Score-CAM, Ablation-CAM) and head facts (CAM). */
+/** The preprocessed model input of the image being explained, and how its values are laid out. */
+export interface InputView {
+  height: number;
+  width: number;
+  channels: number;
+  layout: 'NCHW' | 'NHWC';
+  data: Float32Array;
+}
+
+/** A global-average-pool → linear head's classifier (what CAM weights channels with). */
+export interface ClassifierWeights {
+  channels: number;
+  classes: number;
+  row(target: number): Float32Array;
+}
+
+/**
+ * Model runs a method may ask for, besides the one forward (and backward) pass every method gets. The
+ * engine implements it: it batches the runs and stops between batches when the request is cancelled.
+ */
 export interface ForwardRunner {
-  /** Spatial size of the model input. */
-  readonly inputSize: { height: number; width: number };
-  /** Target-class logit of the whole model on the current input multiplied by each mask (height × width, broadcast over channels). */
-  scoreMasked(masks: Float32Array[], target: number): Promise<Float32Array>;
-  /**
-   * Target-class logit of the part of the model after `layer`, with its activations replaced by each of
-   * `variants.count` variants; `write(i, out)` fills variant i into `out` (written straight into the batch
-   * buffer, so no variant is ever held in memory as a whole set).
-   */
-  scoreActivations(layer: string, variants: ActivationVariants, target: number): Promise<Float32Array>;
-  /** Row `target` of the linear classifier that follows global average pooling of `layer` (throws if the head is not GAP → linear). */
-  classifierWeights(layer: string, target: number): Promise<Float32Array>;
+  readonly input: InputView;
+  /** Target-class logit of the whole model on each variant of the input. */
+  scoreInputs(variants: Variants, target: number): Promise<Float32Array>;
+  /** Target-class logit of the part of the model after `layer`, with its activations replaced by each variant. */
+  scoreActivations(layer: string, variants: Variants, target: number): Promise<Float32Array>;
+  /** The classifier after global average pooling of `layer` (ExplainError when the head is anything else). */
+  classifier(layer: string): Promise<ClassifierWeights>;
 }
 
 export interface MethodContext {
@@ -56,8 +72,6 @@ export function isMethodName(s: string): s is MethodName {
  */
 export interface CamMethod {
   readonly name: MethodName;
-  /** one line: formula and paper */
-  readonly summary: string;
   /** what it costs: gradients (one backward), activations only, or extra forward runs */
   readonly needs: 'gradients' | 'activations' | 'input-runs' | 'head-runs' | 'classifier';
   /** always take the first principal component of the weighted activations (Eigen-CAM) instead of their sum */
@@ -66,7 +80,7 @@ export interface CamMethod {
   weighted?(layer: LayerTensors): Float32Array;
 }
 
-/** A method that cannot explain this model or layer (HTTP 422). */
-export class MethodError extends Error {
+/** A method that cannot explain this model, layer or class (HTTP 422). */
+export class MethodError extends ExplainError {
   override name = 'MethodError';
 }

@@ -1,13 +1,11 @@
-// Plain functions for the command line (no server, no worker): each loads the model in this thread
-// (or uses a runtime the caller holds), does one thing and releases what it loaded. `modelDir` is a
-// model folder (model.onnx + model.json) or a .onnx file, as ModelRuntime.load takes it.
-import { ModelRuntime } from '../engine/runtime.js';
-import { modelFacts, type ModelFacts } from '../inspect/facts.js';
-import { featureGrid, type GridOptions, type GridResult } from '../inspect/grid.js';
-import { graphDot, renderDot, type GraphOptions } from '../inspect/graph.js';
-import { histogram, histogramPng, type Histogram, type HistogramPanel } from '../inspect/histogram.js';
-import { formatSummary, summarize, type ModelSummary } from '../inspect/summary.js';
-import { TensorProbe } from '../inspect/tensors.js';
+// The inspection views for the command line (no server, no worker): each loads the model in this
+// thread (or uses a runtime the caller holds), does one thing and releases what it loaded. `modelDir` is
+// a model folder (model.onnx + model.json) or a .onnx file, as ModelRuntime.load takes it.
+import { ModelRuntime } from '../engine/index.js';
+import {
+  featureGrid, formatSummary, gradientPanel, graphDot, histogram, histogramPng, modelFacts, renderDot, summarize,
+  type GraphOptions, type GridOptions, type GridResult, type Histogram, type HistogramPanel, type ModelFacts, type ModelSummary,
+} from '../inspect/index.js';
 
 /** A model folder or .onnx file (loaded and released here), or a runtime the caller already holds. */
 export type ModelSource = string | ModelRuntime;
@@ -56,7 +54,7 @@ export async function featureGridPng(model: ModelSource, imageInput: Float32Arra
 export function featureGridOf(model: ModelSource, imageInput: Float32Array, layer: string | string[] | undefined, opts: GridOptions = {}): Promise<GridResult> {
   return withRuntime(model, async (rt) => {
     const layers = layer === undefined ? [rt.info.defaultLayer] : Array.isArray(layer) ? layer : [layer];
-    const t = await new TensorProbe(rt).run({ input: imageInput, layers });
+    const t = await rt.tensors({ input: imageInput, layers });
     return featureGrid(t.layers.map((l) => ({ layer: l.layer, maps: { C: l.dims[1], h: l.dims[2], w: l.dims[3], data: l.activations } })), opts);
   });
 }
@@ -78,7 +76,7 @@ export function histogramsOf(
 ): Promise<{ layers: LayerHistograms[]; targets: number[]; png?: Buffer }> {
   return withRuntime(model, async (rt) => {
     const layers = layer === undefined ? [rt.info.defaultLayer] : Array.isArray(layer) ? layer : [layer];
-    const t = await new TensorProbe(rt).run(opts.targets?.length ? { input: imageInput, layers, targets: opts.targets } : { input: imageInput, layers, topk: 1 });
+    const t = await rt.tensors(opts.targets?.length ? { input: imageInput, layers, targets: opts.targets } : { input: imageInput, layers, topk: 1 });
     const out: LayerHistograms[] = t.layers.map((l) => ({
       layer: l.layer, dims: l.dims,
       activations: histogram(l.activations, { bins: opts.bins, range: opts.range }),
@@ -89,7 +87,7 @@ export function histogramsOf(
     if (!opts.png) return { layers: out, targets: t.targets };
     const panels: HistogramPanel[] = out.flatMap((l) => [
       { title: 'activations', subtitle: l.layer, hist: l.activations },
-      ...l.gradients.map((g) => ({ title: `∂ logit[${g.target}${rt.info.manifest.labels?.[g.target] ? ` ${rt.info.manifest.labels[g.target]}` : ''}] / ∂ activations`, subtitle: l.layer, hist: g.histogram, color: '#e8590c' })),
+      ...l.gradients.map((g) => gradientPanel(g.target, rt.info.manifest.labels?.[g.target], l.layer, g.histogram)),
     ]);
     return { layers: out, targets: t.targets, png: await histogramPng(panels, 1 + t.targets.length) };
   });

@@ -1,8 +1,8 @@
 // Image decoding and model-input preparation with sharp: one decode of an upload to the upright RGB
 // original (for rendering), then resizing, channel order, normalisation and layout as the model wants.
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
-import type { CamMap, RgbImage } from '../render/index.js';
-import { resizeBilinear } from '../render/index.js';
+import { CamserveError } from '../errors/index.js';
+import { inputGeometry, type RgbImage } from '../render/index.js';
 import type { InputSpec } from './manifest.js';
 
 /** Formats accepted (sharp's names; AVIF is reported as `heif` with AV1 compression). */
@@ -15,15 +15,18 @@ export const ALPHA_BACKGROUND = { r: 255, g: 255, b: 255 } as const;
 /** Colour of the borders that `resize: "pad"` adds around the image (black, i.e. pixel value 0). */
 export const PAD_BACKGROUND = { r: 0, g: 0, b: 0 } as const;
 
+/** What each kind of unusable upload is reported as. */
+const IMAGE_ERROR_CODES = { unsupported: 'unsupported-media-type', 'too-large': 'image-too-large', damaged: 'damaged-image' } as const;
+
 /**
  * Why an upload cannot be used: `unsupported` (not an image, or a format not in IMAGE_FORMATS),
  * `too-large` (more pixels than allowed, checked from the header before decoding), `damaged`
  * (a known format that fails to decode).
  */
-export class ImageError extends Error {
+export class ImageError extends CamserveError {
   override name = 'ImageError';
-  constructor(readonly kind: 'unsupported' | 'too-large' | 'damaged', message: string) {
-    super(message);
+  constructor(readonly kind: keyof typeof IMAGE_ERROR_CODES, message: string, details: Record<string, unknown> = {}) {
+    super(IMAGE_ERROR_CODES[kind], message, details);
   }
 }
 
@@ -54,26 +57,26 @@ function formatOf(meta: Metadata): ImageFormat | undefined {
  * alpha on white, converts to 8-bit sRGB and scales to fit `maxSide`. Animated images give their first frame.
  */
 export async function decodeImage(bytes: Buffer, limits: DecodeLimits): Promise<DecodedImage> {
-  if (bytes.length === 0) throw new ImageError('unsupported', 'the upload is empty');
+  if (bytes.length === 0) throw new ImageError('unsupported', 'the upload is empty', { allowed: [...IMAGE_FORMATS] });
   const options: SharpOptions = { limitInputPixels: limits.maxPixels, pages: 1, failOn: 'error' };
   let meta: Metadata;
   try {
     meta = await sharp(bytes, options).metadata();
   } catch (e) {
     const msg = (e as Error).message;
-    if (/pixel limit/i.test(msg)) throw new ImageError('too-large', `the image has more than ${limits.maxPixels} pixels`);
-    if (/unsupported image format/i.test(msg)) throw new ImageError('unsupported', 'the upload is not an image in a supported format');
+    if (/pixel limit/i.test(msg)) throw new ImageError('too-large', `the image has more than ${limits.maxPixels} pixels`, { limit_pixels: limits.maxPixels });
+    if (/unsupported image format/i.test(msg)) throw new ImageError('unsupported', 'the upload is not an image in a supported format', { allowed: [...IMAGE_FORMATS] });
     throw new ImageError('damaged', `the image cannot be read: ${msg}`);
   }
   const format = formatOf(meta);
   if (!format) {
     const what = meta.format === 'heif' ? `HEIF (${meta.compression ?? 'unknown'} compression)` : meta.format ?? 'unknown';
-    throw new ImageError('unsupported', `images of format ${what} are not accepted`);
+    throw new ImageError('unsupported', `images of format ${what} are not accepted`, { allowed: [...IMAGE_FORMATS] });
   }
   const w0 = meta.width ?? 0;
   const h0 = meta.height ?? 0;
   if (!(w0 > 0 && h0 > 0)) throw new ImageError('damaged', 'the image header has no size');
-  if (w0 * h0 > limits.maxPixels) throw new ImageError('too-large', `the image is ${w0}×${h0} = ${w0 * h0} pixels, more than ${limits.maxPixels}`);
+  if (w0 * h0 > limits.maxPixels) throw new ImageError('too-large', `the image is ${w0}×${h0} = ${w0 * h0} pixels, more than ${limits.maxPixels}`, { limit_pixels: limits.maxPixels });
   const swapped = (meta.orientation ?? 1) >= 5;
   const width = swapped ? h0 : w0;
   const height = swapped ? w0 : h0;
@@ -89,7 +92,7 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits): Promise<
     out = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (e) {
     const msg = (e as Error).message;
-    if (/pixel limit/i.test(msg)) throw new ImageError('too-large', `the image has more than ${limits.maxPixels} pixels`);
+    if (/pixel limit/i.test(msg)) throw new ImageError('too-large', `the image has more than ${limits.maxPixels} pixels`, { limit_pixels: limits.maxPixels });
     throw new ImageError('damaged', `the ${format} image cannot be decoded: ${msg}`);
   }
   const rgb = toRgb(out.data, out.info.width, out.info.height, out.info.channels);
@@ -103,31 +106,6 @@ function toRgb(data: Buffer, width: number, height: number, channels: number): R
     for (let c = 0; c < 3; c++) rgb[i * 3 + c] = data[i * channels + (channels >= 3 ? c : 0)];
   }
   return { data: rgb, width, height, channels: 3 };
-}
-
-/**
- * Where the image lies in the model input. `stretch`: the whole input; `crop`: the image is scaled to
- * `scaled` (short side = input side) and the input is the window at `offset` in it; `pad`: the image is
- * scaled to `scaled` (long side = input side) and placed at `offset` in the input.
- */
-export interface InputGeometry {
-  resize: InputSpec['resize'];
-  scaled: { width: number; height: number };
-  offset: { x: number; y: number };
-  input: { width: number; height: number };
-}
-
-export function inputGeometry(image: { width: number; height: number }, input: { width: number; height: number }, resize: InputSpec['resize']): InputGeometry {
-  const { width: W, height: H } = input;
-  if (resize === 'stretch') return { resize, scaled: { width: W, height: H }, offset: { x: 0, y: 0 }, input };
-  const s = resize === 'crop' ? Math.max(W / image.width, H / image.height) : Math.min(W / image.width, H / image.height);
-  const clampTo = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
-  const sw = resize === 'crop' ? clampTo(Math.round(image.width * s), W, Infinity) : clampTo(Math.round(image.width * s), 1, W);
-  const sh = resize === 'crop' ? clampTo(Math.round(image.height * s), H, Infinity) : clampTo(Math.round(image.height * s), 1, H);
-  const offset = resize === 'crop'
-    ? { x: Math.floor((sw - W) / 2), y: Math.floor((sh - H) / 2) }
-    : { x: Math.floor((W - sw) / 2), y: Math.floor((H - sh) / 2) };
-  return { resize, scaled: { width: sw, height: sh }, offset, input };
 }
 
 /** The facts of a model that preprocessing needs (a subset of ModelInfo). */
@@ -185,29 +163,4 @@ export async function toModelInput(image: RgbImage, model: ModelInputSpec): Prom
     else for (let i = 0, o = c * n; i < n; i++) out[o + i] = table[data[i * 3 + src]];
   }
   return out;
-}
-
-/**
- * A map over the model input (any resolution; values already in [0, 1]) carried back onto the image
- * (`width`×`height`): stretched for `stretch`; for `crop`, zero outside the window the model saw; for
- * `pad`, without the borders. The result is ready for rendering without further normalisation.
- */
-export function mapToImage(map01: CamMap, g: InputGeometry, width: number, height: number): CamMap {
-  if (g.resize === 'stretch') return resizeBilinear(map01, width, height);
-  const atInput = resizeBilinear(map01, g.input.width, g.input.height);
-  if (g.resize === 'pad') {
-    const { width: sw, height: sh } = g.scaled;
-    const part = new Float32Array(sw * sh);
-    for (let y = 0; y < sh; y++) {
-      const row = (y + g.offset.y) * g.input.width + g.offset.x;
-      part.set(atInput.data.subarray(row, row + sw), y * sw);
-    }
-    return resizeBilinear({ width: sw, height: sh, data: part }, width, height);
-  }
-  const { width: sw, height: sh } = g.scaled;
-  const canvas = new Float32Array(sw * sh);
-  for (let y = 0; y < g.input.height; y++) {
-    canvas.set(atInput.data.subarray(y * g.input.width, (y + 1) * g.input.width), (y + g.offset.y) * sw + g.offset.x);
-  }
-  return resizeBilinear({ width: sw, height: sh, data: canvas }, width, height);
 }

@@ -2,7 +2,8 @@
 // Parsed once at the edge into a ModelManifest with every field checked.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ModelError } from '../onnx/model.js';
+import { ModelError } from '../errors/index.js';
+import type { ResizeMode } from '../render/index.js';
 
 export interface InputSpec {
   /** [height, width] the image is resized to */
@@ -14,7 +15,7 @@ export interface InputSpec {
   mean: number[];
   std: number[];
   /** stretch: resize to size ignoring aspect; crop: resize the short side and centre-crop; pad: letterbox */
-  resize: 'stretch' | 'crop' | 'pad';
+  resize: ResizeMode;
 }
 
 export interface ModelManifest {
@@ -39,8 +40,15 @@ function isNumArray(v: unknown, n?: number): v is number[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isFinite(x)) && (n === undefined || v.length === n);
 }
 
-/** Reads `<dir>/model.json` (optional) and `labels.txt` (optional); `channels` is a default for a missing field. */
-export async function readManifest(dir: string, channelsInModel: number | undefined): Promise<ModelManifest> {
+/** What the graph says where model.json is silent: its channel count and, when it can tell, its layout. */
+export interface GraphDefaults {
+  channelsInModel?: number;
+  layout?: InputSpec['layout'];
+}
+
+/** Reads `<dir>/model.json` (optional) and `labels.txt` (optional); the graph's facts fill missing fields. */
+export async function readManifest(dir: string, graph: GraphDefaults = {}): Promise<ModelManifest> {
+  const { channelsInModel } = graph;
   const file = path.join(dir, 'model.json');
   let raw: Record<string, unknown> = {};
   try {
@@ -53,7 +61,7 @@ export async function readManifest(dir: string, channelsInModel: number | undefi
   const gray = inp.channels === 'gray' || (inp.channels === undefined && channelsInModel === 1);
   const n = gray ? 1 : 3;
   const input: InputSpec = {
-    layout: 'NCHW', channels: gray ? 'gray' : 'RGB', scale: 1 / 255,
+    layout: graph.layout ?? 'NCHW', channels: gray ? 'gray' : 'RGB', scale: 1 / 255,
     mean: gray ? [0.5] : IMAGENET_MEAN, std: gray ? [0.5] : IMAGENET_STD, resize: 'stretch',
   };
   if (inp.size !== undefined) {

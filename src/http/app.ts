@@ -1,36 +1,36 @@
-// The Express application: routes of the HTTP contract (design §3, openapi.yaml), request logging
-// and metrics, problem+json for every failure. Inference happens in the pool, never on this thread.
+// The Express application: the routes of the contract (openapi.yaml), request logging and metrics, one
+// 405 table, and problem+json for every failure. Inference happens in the pool, never on this thread.
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { pino, type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
+import { CamserveError } from '../errors/index.js';
+import { Renderer } from '../workers/index.js';
 import type { ServerConfig } from './config.js';
-import { camHandler, type ExplainPool } from './routes/cam.js';
+import { requestId, routeLabel, type AppContext, type ServicePool } from './context.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { chooseDefaultModel, modelDetails, modelList } from './routes/models.js';
-import { HttpProblem, sendProblem } from './problem.js';
-import { Renderer } from '../workers/renderer.js';
-import { inspectRouter, type InspectPool } from './routes/inspect.js';
+import { sendProblem } from './problem.js';
+import { CAM_ROUTES, camRoutes } from './routes/cam.js';
+import { INSPECT_ROUTES, inspectRoutes } from './routes/inspect.js';
+import { MODEL_ROUTES, chooseDefaultModel, modelsRoutes } from './routes/models.js';
+import { OPS_ROUTES, opsRoutes } from './routes/ops.js';
 
-export type { ExplainPool } from './routes/cam.js';
+export type { ServicePool } from './context.js';
 
 /** Routes of the contract and the HTTP methods each allows (others get 405). */
 export const ROUTES: Record<string, string[]> = {
   '/': ['GET', 'HEAD'],
-  '/cam': ['POST'],
-  '/models': ['GET', 'HEAD'],
-  '/models/{id}': ['GET', 'HEAD'],
-  '/healthz': ['GET', 'HEAD'],
-  '/readyz': ['GET', 'HEAD'],
-  '/metrics': ['GET', 'HEAD'],
-  '/openapi.yaml': ['GET', 'HEAD'],
+  ...OPS_ROUTES,
+  ...MODEL_ROUTES,
+  ...CAM_ROUTES,
+  ...INSPECT_ROUTES,
 };
 
 export interface CamserveControl {
   metrics: Metrics;
   logger: Logger;
   /** resolves with the pool once the models are loaded and the default model is known */
-  ready: Promise<ExplainPool>;
+  ready: Promise<ServicePool>;
   /** from now on /readyz answers 503 and every answer closes its connection */
   beginShutdown(): void;
   isShuttingDown(): boolean;
@@ -51,9 +51,9 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
  * The application. `pool` may still be loading (a promise): meanwhile /healthz answers, /readyz and
  * the model routes answer 503.
  */
-export function createApp(pool: ExplainPool | Promise<ExplainPool>, config: ServerConfig, options: AppOptions = {}): CamserveApp {
+export function createApp(pool: ServicePool | Promise<ServicePool>, config: ServerConfig, options: AppOptions = {}): CamserveApp {
   const logger = options.logger ?? pino({ level: config.logLevel });
-  let current: ExplainPool | undefined;
+  let current: ServicePool | undefined;
   let defaultModel: string | undefined;
   let shuttingDown = false;
   const metrics = createMetrics(() => current);
@@ -64,6 +64,14 @@ export function createApp(pool: ExplainPool | Promise<ExplainPool>, config: Serv
     return p;
   });
   ready.catch(() => undefined); // the caller (startServer) reports it
+
+  const ctx: AppContext = {
+    config, metrics,
+    pool: () => current,
+    defaultModel: () => defaultModel,
+    shuttingDown: () => shuttingDown,
+    render: (job) => renderer.render(job),
+  };
 
   const app = express() as CamserveApp;
   app.camserve = {
@@ -114,102 +122,54 @@ export function createApp(pool: ExplainPool | Promise<ExplainPool>, config: Serv
     next();
   });
 
-  const retry = { 'Retry-After': String(config.retryAfterSeconds) };
-  const requirePool = (): ExplainPool => {
-    if (!current) throw new HttpProblem('not-ready', 'the models are still loading', {}, retry);
-    return current;
-  };
-  const route = (name: string) => (_req: Request, res: Response, next: NextFunction) => {
-    res.locals.route = name;
-    next();
-  };
+  opsRoutes(app, ctx);
+  modelsRoutes(app, ctx);
+  camRoutes(app, ctx);
+  inspectRoutes(app, ctx);
 
-  app.get('/healthz', route('/healthz'), (_req, res) => {
-    res.json({ status: 'ok', uptime_s: Math.round(process.uptime()) });
-  });
-
-  app.get('/readyz', route('/readyz'), (_req, res) => {
-    if (shuttingDown) throw new HttpProblem('shutting-down', 'the server is shutting down', {}, retry);
-    const p = requirePool();
-    const models = p.models();
-    const ok = models.filter((m) => m.ok).length;
-    if (ok === 0) {
-      throw new HttpProblem('not-ready', `no model loaded from ${config.modelsDir}${models.length ? ': ' + models.map((m) => `${m.id}: ${m.ok ? 'ok' : m.error}`).join('; ') : ''}`, {}, retry);
-    }
-    res.json({ status: 'ready', models: { ready: ok, failed: models.length - ok }, default_model: defaultModel ?? null, ...p.stats() });
-  });
-
-  app.get('/metrics', route('/metrics'), async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-
-  app.get('/openapi.yaml', route('/openapi.yaml'), (_req, res) => {
-    res.type('application/yaml').sendFile(config.openapiFile);
-  });
-
-  app.get('/models', route('/models'), (_req, res) => {
-    res.json(modelList(requirePool().models(), defaultModel));
-  });
-
-  app.get('/models/:id', route('/models/{id}'), (req, res) => {
-    const id = String(req.params.id);
-    const models = requirePool().models();
-    const m = models.find((s) => s.id === id);
-    if (!m) throw new HttpProblem('unknown-model', `no model "${id}"`, { parameter: 'id', allowed: models.map((s) => s.id), received: id });
-    res.json(modelDetails(m));
-  });
-
-  app.post('/cam', camHandler({
-    config, metrics,
-    pool: () => current,
-    defaultModel: () => defaultModel,
-    shuttingDown: () => shuttingDown,
-    render: (job) => renderer.render(job),
-  }));
-
-  app.use(inspectRouter({
-    config,
-    pool: () => current as (ExplainPool & InspectPool) | undefined,
-    defaultModel: () => defaultModel,
-    shuttingDown: () => shuttingDown,
-  }));
-
-  app.get('/', route('/'));
+  app.get('/', (_req, res, next) => { routeLabel(res, '/'); next(); });
   app.use(express.static(config.publicDir, { index: 'index.html', fallthrough: true, maxAge: 0 }));
 
   // A known path with another HTTP method: 405 with Allow (OPTIONS: 204 with Allow).
   for (const [path, methods] of Object.entries(ROUTES)) {
-    app.all(path.replace('{id}', ':id'), route(path), (req, res) => {
+    app.all(path.replace('{id}', ':id'), (req, res) => {
+      routeLabel(res, path);
       const allow = [...methods, 'OPTIONS'].join(', ');
       res.setHeader('Allow', allow);
       if (req.method === 'OPTIONS') {
         res.status(204).end();
         return;
       }
-      throw new HttpProblem('method-not-allowed', `${req.method} is not allowed on ${path}; allowed: ${allow}`, { allowed: [...methods, 'OPTIONS'], received: req.method });
+      throw new CamserveError('method-not-allowed', `${req.method} is not allowed on ${path}; allowed: ${allow}`, { allowed: [...methods, 'OPTIONS'], received: req.method });
     });
   }
 
   app.use((req: Request) => {
-    throw new HttpProblem('not-found', `no route ${req.method} ${req.path}`);
+    throw new CamserveError('not-found', `no route ${req.method} ${req.path}`);
   });
 
   // Every failure becomes problem+json; anything unexpected is logged with its stack and answered 500 without it.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const id = typeof req.id === 'string' ? req.id : String(req.id ?? '');
-    if (err instanceof HttpProblem) {
-      sendProblem(res, err, id);
+    const id = requestId(req);
+    const answer = (e: CamserveError) => sendProblem(res, e, { requestId: id, retryAfterSeconds: config.retryAfterSeconds });
+    if (err instanceof CamserveError) {
+      if (err.code === 'cancelled' && res.destroyed) {
+        req.log?.info({ model: res.locals.model, cam_method: res.locals.camMethod }, 'client went away; its job was dropped');
+        return;
+      }
+      if (err.code === 'internal') req.log?.error({ err }, 'internal error');
+      answer(err.code === 'internal' ? new CamserveError('internal', `an internal error occurred; it is logged under request id ${id}`) : err);
       return;
     }
     const e = err as { status?: number; type?: string; message?: string };
+    if (e?.type === 'request.aborted') return;
     if (e?.type === 'entity.parse.failed' || (e?.status === 400 && e.type)) {
-      sendProblem(res, new HttpProblem('bad-request', `the request cannot be read: ${e.message}`), id);
+      answer(new CamserveError('bad-request', `the request cannot be read: ${e.message}`));
       return;
     }
-    if (e?.type === 'request.aborted') return;
     req.log?.error({ err }, 'unhandled error');
     res.err = err as Error;
-    sendProblem(res, new HttpProblem('internal', `an internal error occurred; it is logged under request id ${id}`), id);
+    answer(new CamserveError('internal', `an internal error occurred; it is logged under request id ${id}`));
   });
 
   return app;

@@ -3,16 +3,17 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ENGINE_DEFAULTS } from '../engine/index.js';
 
 export interface ServerConfig {
   port: number;
   host: string;
   modelsDir: string;
   logLevel: LogLevel;
-  /** inference worker threads; undefined: max(1, cores / 2) */
-  workers?: number;
-  /** onnxruntime intra-op threads per worker; undefined: cores / workers */
-  ortThreads?: number;
+  /** inference worker threads */
+  workers: number;
+  /** onnxruntime intra-op threads per worker */
+  ortThreads: number;
   /** explanations allowed to wait for a worker; more are refused with 503 */
   maxQueue: number;
   /** Score-CAM / Ablation-CAM batch size; undefined: the runtime's default */
@@ -44,6 +45,21 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** The service's defaults (the engine's own are in ENGINE_DEFAULTS): the one place each is written. */
+export const DEFAULTS = {
+  port: 8080,
+  host: '0.0.0.0',
+  modelsDir: './models',
+  logLevel: 'info',
+  maxQueue: 16,
+  maxUploadBytes: 20 * 1024 * 1024,
+  maxPixels: 40_000_000,
+  maxImageSide: 2048,
+  maxTargets: 10,
+  shutdownTimeoutMs: 30_000,
+  retryAfterSeconds: 2,
+} as const;
+
 interface EnvVar {
   name: string;
   default: string;
@@ -52,21 +68,21 @@ interface EnvVar {
 
 /** Every variable the service reads: the one place they are documented. */
 export const ENVIRONMENT: readonly EnvVar[] = [
-  { name: 'PORT', default: '8080', help: 'TCP port to listen on (0: any free port)' },
-  { name: 'HOST', default: '0.0.0.0', help: 'address to bind ("::" for IPv6, "127.0.0.1" for local only)' },
-  { name: 'MODELS_DIR', default: './models', help: 'folder whose sub-folders <id>/model.onnx are served' },
+  { name: 'PORT', default: String(DEFAULTS.port), help: 'TCP port to listen on (0: any free port)' },
+  { name: 'HOST', default: DEFAULTS.host, help: 'address to bind ("::" for IPv6, "127.0.0.1" for local only)' },
+  { name: 'MODELS_DIR', default: DEFAULTS.modelsDir, help: 'folder whose sub-folders <id>/model.onnx are served' },
   { name: 'DEFAULT_MODEL', default: 'shapes, else the first ready model', help: 'model id used when a request names none; must exist' },
-  { name: 'LOG_LEVEL', default: 'info', help: `pino level: ${LOG_LEVELS.join(', ')}` },
+  { name: 'LOG_LEVEL', default: DEFAULTS.logLevel, help: `pino level: ${LOG_LEVELS.join(', ')}` },
   { name: 'WORKERS', default: 'max(1, cores / 2)', help: 'inference worker threads' },
   { name: 'ORT_THREADS', default: 'cores / WORKERS', help: 'onnxruntime intra-op threads per worker' },
-  { name: 'MAX_QUEUE', default: '16', help: 'explanations that may wait for a worker; more get 503 + Retry-After' },
-  { name: 'BATCH_SIZE', default: '16', help: 'batch size of Score-CAM / Ablation-CAM forward runs' },
-  { name: 'MAX_UPLOAD_BYTES', default: '20971520 (20 MiB)', help: 'largest upload; larger gets 413' },
-  { name: 'MAX_PIXELS', default: '40000000', help: 'largest image (width × height, read from its header before decoding); larger gets 413' },
-  { name: 'MAX_IMAGE_SIDE', default: '2048', help: 'longest side of the returned PNGs; larger images are scaled down before rendering' },
-  { name: 'MAX_TARGETS', default: '10', help: 'most classes one request may explain (target list or topk)' },
-  { name: 'SHUTDOWN_TIMEOUT_MS', default: '30000', help: 'grace period for in-flight requests on SIGTERM / SIGINT' },
-  { name: 'RETRY_AFTER_SECONDS', default: '2', help: 'Retry-After of a 503 answer' },
+  { name: 'MAX_QUEUE', default: String(DEFAULTS.maxQueue), help: 'explanations that may wait for a worker; more get 503 + Retry-After' },
+  { name: 'BATCH_SIZE', default: String(ENGINE_DEFAULTS.batchSize), help: 'batch size of Score-CAM / Ablation-CAM forward runs' },
+  { name: 'MAX_UPLOAD_BYTES', default: `${DEFAULTS.maxUploadBytes} (${DEFAULTS.maxUploadBytes / 2 ** 20} MiB)`, help: 'largest upload; larger gets 413' },
+  { name: 'MAX_PIXELS', default: String(DEFAULTS.maxPixels), help: 'largest image (width × height, read from its header before decoding); larger gets 413' },
+  { name: 'MAX_IMAGE_SIDE', default: String(DEFAULTS.maxImageSide), help: 'longest side of the returned PNGs; larger images are scaled down before rendering' },
+  { name: 'MAX_TARGETS', default: String(DEFAULTS.maxTargets), help: 'most classes one request may explain (target list or topk)' },
+  { name: 'SHUTDOWN_TIMEOUT_MS', default: String(DEFAULTS.shutdownTimeoutMs), help: 'grace period for in-flight requests on SIGTERM / SIGINT' },
+  { name: 'RETRY_AFTER_SECONDS', default: String(DEFAULTS.retryAfterSeconds), help: 'Retry-After of a 503 answer' },
 ];
 
 /** Where the package's own files are: the repository root (src/http/ → ../..; dist/src/http/ → ../../..). */
@@ -86,28 +102,34 @@ function integer(env: NodeJS.ProcessEnv, name: string, min: number, max = Number
   return v;
 }
 
+/** CPUs this process may use. */
+export function availableCpus(): number {
+  return os.availableParallelism?.() ?? os.cpus().length;
+}
+
 /** Reads the configuration from an environment (default: process.env); throws ConfigError naming a bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const logLevel = (env.LOG_LEVEL?.trim() || 'info') as LogLevel;
+  const logLevel = (env.LOG_LEVEL?.trim() || DEFAULTS.logLevel) as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(env.LOG_LEVEL)}`);
   const root = packageRoot();
-  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  const cores = availableCpus();
+  const workers = integer(env, 'WORKERS', 1, 4 * cores) ?? Math.max(1, Math.floor(cores / 2));
   return {
-    port: integer(env, 'PORT', 0, 65535) ?? 8080,
-    host: env.HOST?.trim() || '0.0.0.0',
-    modelsDir: path.resolve(env.MODELS_DIR?.trim() || './models'),
+    port: integer(env, 'PORT', 0, 65535) ?? DEFAULTS.port,
+    host: env.HOST?.trim() || DEFAULTS.host,
+    modelsDir: path.resolve(env.MODELS_DIR?.trim() || DEFAULTS.modelsDir),
     logLevel,
-    workers: integer(env, 'WORKERS', 1, 4 * cores),
-    ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores),
-    maxQueue: integer(env, 'MAX_QUEUE', 0) ?? 16,
+    workers,
+    ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores) ?? Math.max(1, Math.floor(cores / workers)),
+    maxQueue: integer(env, 'MAX_QUEUE', 0) ?? DEFAULTS.maxQueue,
     batchSize: integer(env, 'BATCH_SIZE', 1, 4096),
-    maxUploadBytes: integer(env, 'MAX_UPLOAD_BYTES', 1) ?? 20 * 1024 * 1024,
-    maxPixels: integer(env, 'MAX_PIXELS', 1) ?? 40_000_000,
-    maxImageSide: integer(env, 'MAX_IMAGE_SIDE', 16, 16384) ?? 2048,
+    maxUploadBytes: integer(env, 'MAX_UPLOAD_BYTES', 1) ?? DEFAULTS.maxUploadBytes,
+    maxPixels: integer(env, 'MAX_PIXELS', 1) ?? DEFAULTS.maxPixels,
+    maxImageSide: integer(env, 'MAX_IMAGE_SIDE', 16, 16384) ?? DEFAULTS.maxImageSide,
     defaultModel: env.DEFAULT_MODEL?.trim() || undefined,
-    maxTargets: integer(env, 'MAX_TARGETS', 1, 1000) ?? 10,
-    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 0) ?? 30_000,
-    retryAfterSeconds: integer(env, 'RETRY_AFTER_SECONDS', 1, 3600) ?? 2,
+    maxTargets: integer(env, 'MAX_TARGETS', 1, 1000) ?? DEFAULTS.maxTargets,
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 0) ?? DEFAULTS.shutdownTimeoutMs,
+    retryAfterSeconds: integer(env, 'RETRY_AFTER_SECONDS', 1, 3600) ?? DEFAULTS.retryAfterSeconds,
     publicDir: path.join(root, 'public'),
     openapiFile: path.join(root, 'openapi.yaml'),
   };

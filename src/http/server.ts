@@ -3,14 +3,14 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { InferencePool } from '../workers/pool.js';
-import { createApp, type CamserveApp, type ExplainPool } from './app.js';
+import { InferencePool } from '../workers/index.js';
+import { createApp, type CamserveApp, type ServicePool } from './app.js';
 import type { ServerConfig } from './config.js';
 
 export interface RunningServer {
   app: CamserveApp;
   server: http.Server;
-  pool: ExplainPool & { close(): Promise<void> };
+  pool: ServicePool & { close(): Promise<void> };
   /** e.g. http://127.0.0.1:8080 */
   url: string;
   port: number;
@@ -21,7 +21,7 @@ export interface RunningServer {
 export interface StartOptions {
   logger?: Logger;
   /** a pool to use instead of starting one from config.modelsDir */
-  pool?: Promise<ExplainPool & { close(): Promise<void> }>;
+  pool?: Promise<ServicePool & { close(): Promise<void> }>;
 }
 
 /** Listens on config.host:config.port, starts the pool, resolves once the models are loaded. */
@@ -48,7 +48,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info({ url, modelsDir: config.modelsDir }, 'listening; loading models');
 
-  let pool: ExplainPool & { close(): Promise<void> };
+  let pool: ServicePool & { close(): Promise<void> };
   try {
     pool = await poolPromise;
     await app.camserve.ready;

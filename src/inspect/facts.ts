@@ -2,10 +2,8 @@
 // exporter scopes, the probe-run shape of every tensor, initializer sizes, and the nodes the explain
 // graph differentiates. Built once per model where the model lives (an inference worker, or the CLI),
 // small enough to post to the HTTP thread, and the only input of summary.ts and graph.ts.
-import { nodesOnPath } from '../autodiff/builder.js';
-import type { ModelRuntime } from '../engine/runtime.js';
-import { bytesPer } from '../onnx/model.js';
-import { toInt } from '../onnx/proto.js';
+import { bytesPer, nodesOnPath, toInt } from '../onnx/index.js';
+import type { ModelRuntime } from '../engine/index.js';
 
 export interface FactNode {
   /** the node's name, or `<op>:<first output>` for an unnamed node (unique either way) */

@@ -190,7 +190,3 @@ export async function renderDot(dot: string): Promise<string> {
   return r.output;
 }
 
-/** The graph as SVG. */
-export async function graphToSvg(facts: ModelFacts, opts: GraphOptions = {}): Promise<string> {
-  return renderDot(graphDot(facts, opts));
-}

@@ -17,6 +17,7 @@
 // w and h are then w·scale and h·scale, and `padding` is in pixels of the picture. The default scale is
 // the smallest integer that makes a map at least 64 pixels on its shorter side, lowered if the picture
 // would exceed `maxPixels`.
+import { CamserveError } from '../errors/index.js';
 import sharp from 'sharp';
 import { COLORMAPS, DEFAULT_COMPRESSION_LEVEL, type ColormapName } from '../render/index.js';
 
@@ -82,11 +83,11 @@ export interface ChannelStats {
   zeros: number;
 }
 
-/** Raised for an option that cannot be used with this layer (names the option). */
-export class GridOptionError extends RangeError {
+/** An option that cannot be used with this layer: a bad parameter naming the option and the value. */
+export class GridOptionError extends CamserveError {
   override name = 'GridOptionError';
-  constructor(readonly option: string, message: string) {
-    super(message);
+  constructor(readonly option: string, message: string, received: unknown = null) {
+    super('bad-parameter', message, { parameter: option, allowed: 'see detail', received });
   }
 }
 
@@ -128,7 +129,7 @@ export function selectChannels(maps: FeatureMaps, selection: ChannelSelection | 
   if (Array.isArray(selection)) {
     if (selection.length === 0) throw new GridOptionError('channels', 'channels: the list is empty');
     for (const c of selection) {
-      if (!Number.isInteger(c) || c < 0 || c >= maps.C) throw new GridOptionError('channels', `channel ${c} is outside 0..${maps.C - 1}`);
+      if (!Number.isInteger(c) || c < 0 || c >= maps.C) throw new GridOptionError('channels', `channel ${c} is outside 0..${maps.C - 1}`, c);
     }
     return [...selection];
   }
@@ -149,8 +150,8 @@ export function makeGrid(maps: FeatureMaps, opts: GridOptions = {}): { layout: G
   const nrow = opts.nrow ?? GRID_DEFAULTS.nrow;
   const padding = opts.padding ?? GRID_DEFAULTS.padding;
   const padValue = opts.padValue ?? GRID_DEFAULTS.padValue;
-  if (!Number.isInteger(nrow) || nrow < 1) throw new GridOptionError('nrow', `nrow must be a positive integer, got ${nrow}`);
-  if (!Number.isInteger(padding) || padding < 0) throw new GridOptionError('padding', `padding must be a non-negative integer, got ${padding}`);
+  if (!Number.isInteger(nrow) || nrow < 1) throw new GridOptionError('nrow', `nrow must be a positive integer, got ${nrow}`, nrow);
+  if (!Number.isInteger(padding) || padding < 0) throw new GridOptionError('padding', `padding must be a non-negative integer, got ${padding}`, padding);
   if (!Number.isFinite(padValue)) throw new GridOptionError('pad_value', `pad_value must be a finite number, got ${padValue}`);
   if (opts.range && !(opts.range[0] < opts.range[1])) throw new GridOptionError('range', `range must be [lo, hi] with lo < hi, got [${opts.range.join(', ')}]`);
   const channels = selectChannels(maps, opts.channels);
@@ -228,7 +229,7 @@ export function chooseScale(n: number, maps: Pick<FeatureMaps, 'h' | 'w'>, opts:
   const pixels = (s: number) => size(s).width * size(s).height;
   if (opts.scale !== undefined) {
     if (!Number.isInteger(opts.scale) || opts.scale < 1 || opts.scale > GRID_DEFAULTS.maxScale) {
-      throw new GridOptionError('scale', `scale must be an integer in 1..${GRID_DEFAULTS.maxScale}, got ${opts.scale}`);
+      throw new GridOptionError('scale', `scale must be an integer in 1..${GRID_DEFAULTS.maxScale}, got ${opts.scale}`, opts.scale);
     }
     if (pixels(opts.scale) > maxPixels) {
       const { width, height } = size(opts.scale);

@@ -161,3 +161,8 @@ export function histogramSvg(panels: HistogramPanel[], columns = 2): string {
 export async function histogramPng(panels: HistogramPanel[], columns = 2): Promise<Buffer> {
   return sharp(Buffer.from(histogramSvg(panels, columns))).png().toBuffer();
 }
+
+/** The panel of one class's score gradients at a layer. */
+export function gradientPanel(target: number, label: string | undefined, layer: string, hist: Histogram): HistogramPanel {
+  return { title: `∂ logit[${target}${label ? ` ${label}` : ''}] / ∂ activations`, subtitle: layer, hist, color: '#e8590c' };
+}

@@ -1,8 +1,9 @@
-// Graph analysis for explanations: which tensor holds the logits, which tensors can be target layers
-// (and which is the default), and the head sub-graph between the target layers and the logits.
+// Every traversal of a model's graph in one place: the logits, the candidate target layers (and the
+// default), paths between tensors, the head sub-graph after the layers, pruning, the linear-head match.
 import Long from 'long';
-import { ModelError, attrInts, type OnnxModel } from './model.js';
-import { encodeModel, type NodeProto, type TensorProto } from './proto.js';
+import { ExplainError, ModelError } from '../errors/index.js';
+import { attrInt, attrInts, type OnnxModel } from './model.js';
+import { decodeModel, encodeModel, type NodeProto, type TensorProto } from './proto.js';
 import type { TensorInfo } from './session.js';
 
 /** Ops after which the graph output is a normalised score, not a logit: CAM differentiates their input. */
@@ -153,4 +154,117 @@ export function extractHead(model: OnnxModel, shapes: Map<string, TensorInfo>, t
     },
   });
   return { encode, inputs: headInputs, sideInputs, nodeCount: order.length };
+}
+
+/**
+ * Indices of the nodes that lie on a path from any of `targets` to `output`, in topological order.
+ * The path only runs through tensors for which `differentiable` holds (by default all): integer shape
+ * arithmetic downstream of a target (Shape → Gather → Cast ...) is not part of it.
+ */
+export function nodesOnPath(model: OnnxModel, targets: readonly string[], output: string, differentiable: (tensor: string) => boolean = () => true): number[] {
+  const downstream = new Set<string>(targets);
+  const forward = new Set<number>();
+  model.nodes.forEach((n, i) => {
+    if (n.input.some((t) => t && downstream.has(t))) {
+      forward.add(i);
+      for (const o of n.output) if (o && differentiable(o)) downstream.add(o);
+    }
+  });
+  const upstream = new Set<string>([output]);
+  const path: number[] = [];
+  for (let i = model.nodes.length - 1; i >= 0; i--) {
+    const n = model.nodes[i];
+    if (!forward.has(i) || !n.output.some((o) => upstream.has(o))) continue;
+    path.push(i);
+    for (const t of n.input) if (t && downstream.has(t)) upstream.add(t);
+  }
+  return path.reverse();
+}
+
+/**
+ * Model bytes cut down to the nodes that `outputs` depend on, with only those outputs and the inputs and
+ * initializers that the remaining nodes read (onnxruntime runs every node of a graph whatever the fetches).
+ */
+export function pruneToOutputs(bytes: Uint8Array, outputs: string[]): { bytes: Uint8Array; inputs: Set<string> } {
+  const model = decodeModel(bytes);
+  const graph = model.graph!;
+  const nodes = graph.node ?? [];
+  // Sub-graphs (If, Loop, Scan) may read outer tensors by name: leave such graphs whole.
+  if (nodes.some((n) => (n.attribute ?? []).some((a) => a.g || ((a as { graphs?: unknown[] }).graphs?.length ?? 0) > 0))) {
+    return { bytes, inputs: new Set((graph.input ?? []).map((v) => v.name ?? '')) };
+  }
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => { for (const o of n.output ?? []) if (o) producer.set(o, i); });
+  const keep = new Set<number>();
+  const read = new Set<string>(outputs);
+  const stack = [...outputs];
+  while (stack.length) {
+    const i = producer.get(stack.pop()!);
+    if (i === undefined || keep.has(i)) continue;
+    keep.add(i);
+    for (const t of nodes[i].input ?? []) {
+      if (!t) continue;
+      read.add(t);
+      stack.push(t);
+    }
+  }
+  graph.node = nodes.filter((_, i) => keep.has(i));
+  graph.initializer = (graph.initializer ?? []).filter((t) => read.has(t.name ?? ''));
+  graph.input = (graph.input ?? []).filter((v) => read.has(v.name ?? ''));
+  graph.output = outputs.map((name) => ({ name }));
+  return { bytes: encodeModel(model), inputs: new Set(graph.input.map((v) => v.name ?? '')) };
+}
+
+/** The classifier of a global-average-pool → linear head: `classes` rows of `channels` weights. */
+export interface LinearHead {
+  channels: number;
+  classes: number;
+  /** the weights of one class, one per channel of the layer */
+  row(target: number): Float32Array;
+}
+
+/** Ops between the pooling and the linear layer that leave values as they are. */
+const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'Squeeze', 'Identity', 'Dropout']);
+
+/**
+ * Matches the head after `layer` against global average pooling (GlobalAveragePool, or ReduceMean over the
+ * spatial axes) → reshapes → one linear layer (Gemm, or MatMul + Add) → the logits, and returns the
+ * linear layer's weights. ExplainError saying what the path is when the head is anything else.
+ */
+export async function matchLinearHead(model: OnnxModel, shapes: Map<string, TensorInfo>, layer: string, logits: string): Promise<LinearHead> {
+  const path = nodesOnPath(model, [layer], logits).map((i) => model.nodes[i]);
+  const why = `the head after "${layer}" is ${path.map((n) => n.op_type).join(' → ') || '(empty)'}, not global average pooling then one linear layer`;
+  const C = shapes.get(layer)?.dims[1];
+  if (C === undefined) throw new ExplainError(`layer "${layer}" is not a tensor of the model`);
+  let i = 0;
+  const pool = path[i];
+  if (!pool) throw new ExplainError(why);
+  if (pool.op_type === 'ReduceMean') {
+    const axes = attrInts(pool, 'axes') ?? (pool.input[1] ? await model.constantNumbers(pool.input[1], 'axes') : undefined);
+    if (!axes || [...axes].map((a) => (a < 0 ? a + 4 : a)).sort().join() !== '2,3') throw new ExplainError(why);
+  } else if (pool.op_type !== 'GlobalAveragePool') throw new ExplainError(why);
+  i++;
+  while (i < path.length && PASS_THROUGH.has(path[i].op_type)) i++;
+  const linear = path[i];
+  if (!linear || (linear.op_type !== 'Gemm' && linear.op_type !== 'MatMul')) throw new ExplainError(why);
+  const rest = path.slice(i + 1);
+  if (rest.length > 1 || (rest.length === 1 && rest[0].op_type !== 'Add')) throw new ExplainError(why);
+  if (linear.op_type === 'Gemm' && attrInt(linear, 'transA', 0) === 1) throw new ExplainError(why);
+  const w = await model.constantValue(linear.input[1]);
+  if (!w || !(w.data instanceof Float32Array) || w.dims.length !== 2) throw new ExplainError(`${why}: its weights are not a constant matrix`);
+  // Gemm with transB stores [classes, C]; otherwise the matrix is [C, classes].
+  const transposed = linear.op_type === 'Gemm' && attrInt(linear, 'transB', 0) === 1;
+  const [r, c] = w.dims;
+  if ((transposed ? c : r) !== C) throw new ExplainError(why);
+  const data = w.data;
+  return {
+    channels: C,
+    classes: transposed ? r : c,
+    row(target) {
+      if (transposed) return data.slice(target * c, (target + 1) * c);
+      const out = new Float32Array(C);
+      for (let k = 0; k < C; k++) out[k] = data[k * c + target];
+      return out;
+    },
+  };
 }

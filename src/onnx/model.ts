@@ -1,17 +1,12 @@
 // An ONNX model held as its original bytes plus a decoded view for analysis: producers, consumers,
 // initializers, attributes, opset, external data. Patches are appended to the bytes, never re-encoded.
-import { readFile, stat } from 'node:fs/promises';
-import { open } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { ModelError } from '../errors/index.js';
 import {
   AttrType, DataType, decodeModel, encodeModel, toInt,
   type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
 } from './proto.js';
-
-/** A graph-level problem with the model itself (unreadable, missing data file, unsupported layout). */
-export class ModelError extends Error {
-  override name = 'ModelError';
-}
 
 export interface ExternalRef { location: string; offset: number; length: number }
 

@@ -91,7 +91,6 @@ message TypeProto {
 
 const root = protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
 const ModelType = root.lookupType('onnx.ModelProto');
-const GraphType = root.lookupType('onnx.GraphProto');
 
 export type Int64 = Long | number;
 
@@ -173,11 +172,6 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
 /** Encodes a ModelProto. */
 export function encodeModel(model: ModelProto): Uint8Array {
   return ModelType.encode(ModelType.fromObject(model as unknown as Record<string, unknown>)).finish();
-}
-
-/** Encodes a GraphProto on its own (for tests and size checks). */
-export function encodeGraph(graph: GraphProto): Uint8Array {
-  return GraphType.encode(GraphType.fromObject(graph as unknown as Record<string, unknown>)).finish();
 }
 
 /** Converts a decoded int64 to a JS number (exact below 2^53; larger values throw). */

@@ -1,7 +1,8 @@
 // onnxruntime-node sessions over (patched) model bytes, with external weight files resolved beside them,
 // and the probe run that learns every intermediate tensor's shape.
 import * as ort from 'onnxruntime-node';
-import { ModelError, type OnnxModel } from './model.js';
+import { ModelError } from '../errors/index.js';
+import type { OnnxModel } from './model.js';
 import { DataType, toInt } from './proto.js';
 
 export interface SessionOptions {

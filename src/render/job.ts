@@ -1,8 +1,8 @@
-// One rendering request of POST /cam: the image, its maps over the model input, how the input was made
+// One rendering request (POST /cam, the CLI): the image, its maps over the model input, how the input was made
 // from the image, and the look (overlay or heat map, alpha, colour map); turned into PNGs.
-import { inputGeometry, mapToImage } from '../engine/input.js';
-import type { InputSpec } from '../engine/manifest.js';
-import { normalizeMap, renderHeatmap, renderOverlay, type CamMap, type ColormapName, type RgbImage } from './index.js';
+import type { ColormapName } from './colormaps.js';
+import { inputGeometry, mapToImage, type ResizeMode } from './geometry.js';
+import { normalizeMap, renderHeatmap, renderOverlay, type CamMap, type RgbImage } from './render.js';
 
 export interface RenderJob {
   kind: 'overlay' | 'heatmap';
@@ -10,7 +10,7 @@ export interface RenderJob {
   /** raw maps over the model input (any resolution), one PNG each */
   maps: CamMap[];
   input: { width: number; height: number };
-  resize: InputSpec['resize'];
+  resize: ResizeMode;
   alpha: number;
   colormap: ColormapName;
 }

@@ -1,31 +1,26 @@
-// A bounded pool of inference workers: each loads every model; jobs wait in one FIFO queue of fixed
-// size (a full queue is refused at once), and a job whose caller gave up is dropped before it runs.
+// A bounded pool of inference workers: each loads every model; jobs wait in one FIFO queue of fixed size
+// (a full queue is refused at once); a caller that gives up frees its job, queued or running.
 import { readdir, stat } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import type { ModelFacts } from '../inspect/facts.js';
-import type { TensorsRequest, TensorsResult } from '../inspect/tensors.js';
+import type { Worker } from 'node:worker_threads';
+import type { ExplainRequest, ExplainResult, TensorsRequest, TensorsResult } from '../engine/index.js';
+import { CamserveError, cancelled, fromErrorData } from '../errors/index.js';
+import type { ModelFacts } from '../inspect/index.js';
 import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
-import type { ExplainRequest, ExplainResult } from '../engine/runtime.js';
+import { spawnWorker } from './spawn.js';
 
 export type { ModelStatus } from './protocol.js';
 
 export interface PoolOptions {
   modelsDir: string;
-  /** worker threads; default max(1, cores / 2) */
-  workers?: number;
-  /** onnxruntime intra-op threads per worker; default cores / workers */
-  intraOpThreads?: number;
-  /** jobs allowed to wait; default 16 */
-  maxQueue?: number;
-  /** Score-CAM / Ablation-CAM batch size */
+  /** worker threads */
+  workers: number;
+  /** onnxruntime intra-op threads per worker */
+  intraOpThreads: number;
+  /** jobs allowed to wait */
+  maxQueue: number;
+  /** Score-CAM / Ablation-CAM batch size; undefined: the engine's default */
   batchSize?: number;
-}
-
-/** The queue is full: answer 503 with Retry-After. */
-export class PoolBusyError extends Error {
-  override name = 'PoolBusyError';
 }
 
 /** What a job asks of a worker: an explanation, or one of the inspection jobs. */
@@ -46,6 +41,11 @@ interface Job {
 
 interface Slot { worker: Worker; job?: Job }
 
+export interface JobOptions {
+  /** aborting it drops a queued job and stops a running one at its next checkpoint */
+  signal?: AbortSignal;
+}
+
 /** Model ids (folder names, sorted) of `dir`'s sub-folders that hold a model.onnx. */
 export async function discoverModels(dir: string): Promise<{ id: string; dir: string }[]> {
   const entries = await readdir(dir, { withFileTypes: true });
@@ -59,18 +59,6 @@ export async function discoverModels(dir: string): Promise<{ id: string; dir: st
   return found;
 }
 
-function workerUrl(): URL {
-  // Under a TypeScript loader (tests, dev) this module is a .ts file; built, it is .js.
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  return new URL(`./worker${ext}`, import.meta.url);
-}
-
-function rebuildError(e: { name: string; message: string }): Error {
-  const err = e.name === 'RangeError' ? new RangeError(e.message) : new Error(e.message);
-  err.name = e.name;
-  return err;
-}
-
 export class InferencePool {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
@@ -81,27 +69,20 @@ export class InferencePool {
   private constructor(private readonly maxQueue: number) {}
 
   static async start(opts: PoolOptions): Promise<InferencePool> {
-    const cores = os.availableParallelism?.() ?? os.cpus().length;
-    const workers = Math.max(1, opts.workers ?? Math.floor(cores / 2));
     const init: WorkerInit = {
       models: await discoverModels(opts.modelsDir),
-      intraOpThreads: opts.intraOpThreads ?? Math.max(1, Math.floor(cores / workers)),
+      intraOpThreads: opts.intraOpThreads,
       batchSize: opts.batchSize,
     };
-    const pool = new InferencePool(opts.maxQueue ?? 16);
-    const ready = Array.from({ length: workers }, () => pool.spawn(init));
-    const statuses = await Promise.all(ready);
+    const pool = new InferencePool(opts.maxQueue);
+    const statuses = await Promise.all(Array.from({ length: Math.max(1, opts.workers) }, () => pool.spawn(init)));
     pool.statuses = statuses[0];
     return pool;
   }
 
   private spawn(init: WorkerInit): Promise<ModelStatus[]> {
     return new Promise((resolve, reject) => {
-      const url = workerUrl();
-      // A .ts worker (tests, dev) registers the TypeScript loader in its own thread first.
-      const worker = url.pathname.endsWith('.ts')
-        ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true, workerData: init })
-        : new Worker(url, { workerData: init });
+      const worker = spawnWorker('worker', { workerData: init });
       const slot: Slot = { worker };
       let ready = false;
       worker.on('message', (msg: WorkerReply) => {
@@ -113,22 +94,28 @@ export class InferencePool {
           return;
         }
         const job = slot.job;
-        slot.job = undefined;
-        if (job && job.id === msg.job) {
-          if (msg.type === 'error') job.reject(rebuildError(msg.error));
-          else job.resolve(msg.result);
-        }
+        if (!job || job.id !== msg.job) return; // the answer of a job already settled (cancelled)
+        this.finish(slot, job);
+        if (msg.type === 'error') job.reject(fromErrorData(msg.error));
+        else job.resolve(msg.result);
         this.dispatch();
       });
       worker.on('error', (e) => {
         if (!ready) reject(e);
-        slot.job?.reject(new Error(`inference worker failed: ${e.message}`));
-        slot.job = undefined;
+        const job = slot.job;
+        if (job) {
+          this.finish(slot, job);
+          job.reject(new CamserveError('internal', `inference worker failed: ${e.message}`));
+        }
       });
       worker.on('exit', () => {
         const i = this.slots.indexOf(slot);
         if (i >= 0) this.slots.splice(i, 1);
-        slot.job?.reject(new Error('inference worker exited'));
+        const job = slot.job;
+        if (job) {
+          this.finish(slot, job);
+          job.reject(new CamserveError('internal', 'inference worker exited'));
+        }
         if (!ready) reject(new Error('inference worker exited before it was ready'));
       });
     });
@@ -143,42 +130,42 @@ export class InferencePool {
     return { workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queue.length };
   }
 
-  /** Queues an explanation; rejects at once with PoolBusyError when the queue is full. */
-  explain(model: string, req: ExplainRequest, opts: { signal?: AbortSignal } = {}): Promise<ExplainResult> {
-    return this.enqueue<ExplainResult>(model, { type: 'explain', req }, opts.signal);
+  /** Queues an explanation; rejects at once with `overloaded` when the queue is full. */
+  explain(model: string, req: ExplainRequest, opts: JobOptions = {}): Promise<ExplainResult> {
+    return this.enqueue<ExplainResult>(model, { type: 'explain', req }, opts);
   }
 
   /**
    * Queues an inspection of one input: the activations of `req.layers` and, with `targets` (or `topk`),
    * the class-score gradients at them. Same queue, limits and abort rules as explain.
    */
-  tensors(model: string, req: TensorsRequest, opts: { signal?: AbortSignal } = {}): Promise<TensorsResult> {
-    return this.enqueue<TensorsResult>(model, { type: 'tensors', req }, opts.signal);
+  tensors(model: string, req: TensorsRequest, opts: JobOptions = {}): Promise<TensorsResult> {
+    return this.enqueue<TensorsResult>(model, { type: 'tensors', req }, opts);
   }
 
   /** Queues a request for a model's graph facts (nodes, scopes, probe shapes, initializers); callers cache them. */
-  facts(model: string, opts: { signal?: AbortSignal } = {}): Promise<ModelFacts> {
-    return this.enqueue<ModelFacts>(model, { type: 'facts' }, opts.signal);
+  facts(model: string, opts: JobOptions = {}): Promise<ModelFacts> {
+    return this.enqueue<ModelFacts>(model, { type: 'facts' }, opts);
   }
 
-  private enqueue<T>(model: string, work: Work, signal: AbortSignal | undefined): Promise<T> {
-    const opts = { signal };
-    if (this.closing) return Promise.reject(new PoolBusyError('the server is shutting down'));
-    if (opts.signal?.aborted) return Promise.reject(abortError());
+  /** Whether a job would be refused now (shutting down, or every worker busy and the queue full). */
+  full(): CamserveError | undefined {
+    if (this.closing) return new CamserveError('shutting-down', 'the server is shutting down');
     const idle = this.slots.some((s) => !s.job);
     if (!idle && this.queue.length >= this.maxQueue) {
-      return Promise.reject(new PoolBusyError(`all ${this.slots.length} workers are busy and ${this.queue.length} requests are waiting`));
+      return new CamserveError('overloaded', `too many requests are waiting: all ${this.slots.length} workers are busy and ${this.queue.length} requests are waiting`);
     }
+    return undefined;
+  }
+
+  private enqueue<T>(model: string, work: Work, opts: JobOptions): Promise<T> {
+    const refused = this.full();
+    if (refused) return Promise.reject(refused);
+    if (opts.signal?.aborted) return Promise.reject(cancelled('the request was cancelled before it was queued'));
     return new Promise<T>((resolve, reject) => {
       const job: Job = { id: this.nextId++, model, work, resolve: resolve as (r: unknown) => void, reject, signal: opts.signal };
       if (opts.signal) {
-        job.onAbort = () => {
-          const i = this.queue.indexOf(job);
-          if (i >= 0) {
-            this.queue.splice(i, 1);
-            reject(abortError());
-          }
-        };
+        job.onAbort = () => this.abort(job);
         opts.signal.addEventListener('abort', job.onAbort, { once: true });
       }
       this.queue.push(job);
@@ -186,20 +173,39 @@ export class InferencePool {
     });
   }
 
+  /** A caller gave up: a queued job leaves the queue; a running one is told to stop and its caller freed. */
+  private abort(job: Job): void {
+    const i = this.queue.indexOf(job);
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      job.reject(cancelled('the request was cancelled while it waited'));
+      return;
+    }
+    const slot = this.slots.find((s) => s.job === job);
+    if (!slot) return;
+    const msg: WorkerRequest = { type: 'cancel', job: job.id };
+    slot.worker.postMessage(msg);
+  }
+
+  /** A job is settled: its slot is free again and its abort listener gone. */
+  private finish(slot: Slot, job: Job): void {
+    if (slot.job === job) slot.job = undefined;
+    if (job.signal && job.onAbort) job.signal.removeEventListener('abort', job.onAbort);
+  }
+
   private dispatch(): void {
     for (const slot of this.slots) {
       if (slot.job) continue;
       const job = this.queue.shift();
       if (!job) return;
-      if (job.signal && job.onAbort) job.signal.removeEventListener('abort', job.onAbort);
       slot.job = job;
       try {
         this.post(slot, job);
       } catch (e) {
         // A message that cannot be sent (e.g. a value that cannot be cloned) fails its job, never the
         // process, and leaves the worker free for the next one.
-        slot.job = undefined;
-        job.reject(new Error(`the job could not be sent to its worker: ${(e as Error).message}`));
+        this.finish(slot, job);
+        job.reject(new CamserveError('internal', `the job could not be sent to its worker: ${(e as Error).message}`));
         queueMicrotask(() => this.dispatch());
       }
     }
@@ -231,10 +237,4 @@ export class InferencePool {
       s.worker.postMessage(msg);
     })));
   }
-}
-
-function abortError(): Error {
-  const e = new Error('the request was aborted while it waited');
-  e.name = 'AbortError';
-  return e;
 }

@@ -1,7 +1,8 @@
-// Messages between the HTTP thread's pool and its inference workers.
-import type { ModelFacts } from '../inspect/facts.js';
-import type { TensorsRequest, TensorsResult } from '../inspect/tensors.js';
-import type { ExplainRequest, ExplainResult, ModelInfo } from '../engine/runtime.js';
+// Messages between the HTTP thread's pool and its inference workers. Errors cross as data (a code from
+// the closed union in errors/), never as classes.
+import type { ErrorData } from '../errors/index.js';
+import type { ExplainRequest, ExplainResult, ModelInfo, TensorsRequest, TensorsResult } from '../engine/index.js';
+import type { ModelFacts } from '../inspect/index.js';
 
 export type ModelStatus =
   | { id: string; ok: true; info: ModelInfo; warning?: string }
@@ -9,7 +10,7 @@ export type ModelStatus =
 
 export interface WorkerInit {
   models: { id: string; dir: string }[];
-  intraOpThreads?: number;
+  intraOpThreads: number;
   batchSize?: number;
 }
 
@@ -19,6 +20,8 @@ export type WorkerRequest =
   | { type: 'tensors'; job: number; model: string; req: TensorsRequest }
   /** inspection: the model's graph facts (for the summary and graph views) */
   | { type: 'facts'; job: number; model: string }
+  /** stop a running job at its next checkpoint (between batches of forward runs) */
+  | { type: 'cancel'; job: number }
   | { type: 'shutdown' };
 
 export type WorkerReply =
@@ -26,4 +29,4 @@ export type WorkerReply =
   | { type: 'result'; job: number; result: ExplainResult }
   | { type: 'tensors'; job: number; result: TensorsResult }
   | { type: 'facts'; job: number; result: ModelFacts }
-  | { type: 'error'; job: number; error: { name: string; message: string } };
+  | { type: 'error'; job: number; error: ErrorData };

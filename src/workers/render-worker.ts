@@ -1,12 +1,13 @@
 // The render thread: colour-maps and blends CAM maps onto the image and encodes PNGs, so that this
 // per-pixel work (hundreds of milliseconds for a 2048-px image) never blocks the HTTP thread.
 import { parentPort } from 'node:worker_threads';
-import { renderJob, type RenderJob } from '../render/job.js';
+import { toErrorData } from '../errors/index.js';
+import { renderJob, type RenderJob } from '../render/index.js';
 
 const port = parentPort!;
 port.on('message', (msg: { id: number; job: RenderJob }) => {
   renderJob(msg.job).then(
     (pngs) => port.postMessage({ id: msg.id, pngs }, pngs.map((p) => p.buffer as ArrayBuffer)),
-    (e: Error) => port.postMessage({ id: msg.id, error: { name: e.name, message: e.message } }),
+    (e: unknown) => port.postMessage({ id: msg.id, error: toErrorData(e) }),
   );
 });

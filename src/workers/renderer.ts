@@ -1,6 +1,8 @@
-// Runs render jobs on one worker thread (FIFO), off the HTTP thread.
-import { Worker } from 'node:worker_threads';
-import type { RenderJob } from '../render/job.js';
+// Runs render jobs (colour map, blend, PNG encode) on one worker thread, FIFO, off the HTTP thread.
+import type { Worker } from 'node:worker_threads';
+import { CamserveError, fromErrorData, type ErrorData } from '../errors/index.js';
+import type { RenderJob } from '../render/index.js';
+import { spawnWorker } from './spawn.js';
 
 interface Pending { resolve(pngs: Buffer[]): void; reject(e: Error): void }
 
@@ -11,27 +13,22 @@ export class Renderer {
   private failure: Error | undefined;
 
   constructor() {
-    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-    const url = new URL(`./render-worker${ext}`, import.meta.url);
-    // A .ts worker (tests, development) registers the TypeScript loader in its own thread first.
-    this.worker = ext === '.ts'
-      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true })
-      : new Worker(url);
+    this.worker = spawnWorker('render-worker');
     this.worker.unref();
-    this.worker.on('message', (msg: { id: number; pngs?: Uint8Array[]; error?: { name: string; message: string } }) => {
+    this.worker.on('message', (msg: { id: number; pngs?: Uint8Array[]; error?: ErrorData }) => {
       const p = this.pending.get(msg.id);
       if (!p) return;
       this.pending.delete(msg.id);
       if (msg.pngs) p.resolve(msg.pngs.map((u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)));
-      else p.reject(Object.assign(new Error(msg.error?.message ?? 'render failed'), { name: msg.error?.name ?? 'Error' }));
+      else p.reject(fromErrorData(msg.error ?? { code: 'internal', message: 'render failed' }));
     });
     const fail = (e: Error) => {
       this.failure = e;
       for (const p of this.pending.values()) p.reject(e);
       this.pending.clear();
     };
-    this.worker.on('error', (e) => fail(new Error(`render worker failed: ${e.message}`)));
-    this.worker.on('exit', () => fail(new Error('render worker exited')));
+    this.worker.on('error', (e) => fail(new CamserveError('internal', `render worker failed: ${e.message}`)));
+    this.worker.on('exit', () => fail(new CamserveError('internal', 'render worker exited')));
   }
 
   render(job: RenderJob): Promise<Buffer[]> {
@@ -39,12 +36,17 @@ export class Renderer {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, job });
+      try {
+        this.worker.postMessage({ id, job });
+      } catch (e) {
+        this.pending.delete(id);
+        reject(new CamserveError('internal', `the render job could not be sent: ${(e as Error).message}`));
+      }
     });
   }
 
   async close(): Promise<void> {
-    this.failure ??= new Error('renderer closed');
+    this.failure ??= new CamserveError('shutting-down', 'renderer closed');
     await this.worker.terminate();
   }
 }

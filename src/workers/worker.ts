@@ -1,14 +1,16 @@
-// An inference worker thread: loads every model once (its own onnxruntime sessions), warms it up,
-// then answers jobs one at a time: explanations, and the inspection jobs (tensors of an input, graph
-// facts of a model). The HTTP thread never runs inference.
+// An inference worker thread: loads every model once (its own onnxruntime sessions), warms it up, then
+// answers jobs one at a time — explanations, and the inspection jobs (tensors of an input, graph facts).
 import { parentPort, workerData } from 'node:worker_threads';
-import { modelFacts, type ModelFacts } from '../inspect/facts.js';
-import { TensorProbe, tensorTransferables, type TensorsRequest, type TensorsResult } from '../inspect/tensors.js';
-import { ModelRuntime, type ExplainRequest, type ExplainResult } from '../engine/runtime.js';
+import { ModelRuntime, tensorTransferables, type ExplainRequest, type ExplainResult } from '../engine/index.js';
+import { CamserveError, toErrorData } from '../errors/index.js';
+import { modelFacts, type ModelFacts } from '../inspect/index.js';
 import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const runtimes = new Map<string, ModelRuntime>();
+const facts = new Map<string, ModelFacts>();
+/** The running job's cancel switch (one job at a time). */
+const running = new Map<number, AbortController>();
 
 /**
  * onnxruntime's intra-op threads do not busy-wait here: after every run a spinning pool keeps a core busy
@@ -40,7 +42,13 @@ async function load(): Promise<ModelStatus[]> {
   return statuses;
 }
 
-function transferables(r: ExplainResult): ArrayBuffer[] {
+function runtime(model: string): ModelRuntime {
+  const rt = runtimes.get(model);
+  if (!rt) throw new CamserveError('model-unavailable', `model ${model} is not loaded`, { model });
+  return rt;
+}
+
+function explainTransferables(r: ExplainResult): ArrayBuffer[] {
   const list = new Set<ArrayBuffer>([r.logits.buffer as ArrayBuffer]);
   for (const e of r.explanations) {
     list.add(e.map.data.buffer as ArrayBuffer);
@@ -49,25 +57,10 @@ function transferables(r: ExplainResult): ArrayBuffer[] {
   return [...list];
 }
 
-async function explain(model: string, req: ExplainRequest): Promise<ExplainResult> {
-  const rt = runtimes.get(model);
-  if (!rt) throw Object.assign(new Error(`model ${model} is not loaded`), { name: 'ModelError' });
-  const r = await rt.explain(req);
+async function explain(model: string, req: ExplainRequest, signal: AbortSignal): Promise<ExplainResult> {
+  const r = await runtime(model).explain(req, { signal });
   // Results may share buffers with onnxruntime's outputs; copy the logits so they can be transferred.
   return { ...r, logits: Float32Array.from(r.logits) };
-}
-
-// Inspection jobs: tensors of one input (activations, gradients), and the graph facts (computed once).
-const facts = new Map<string, ModelFacts>();
-
-function runtime(model: string): ModelRuntime {
-  const rt = runtimes.get(model);
-  if (!rt) throw Object.assign(new Error(`model ${model} is not loaded`), { name: 'ModelError' });
-  return rt;
-}
-
-function tensors(model: string, req: TensorsRequest): Promise<TensorsResult> {
-  return new TensorProbe(runtime(model)).run(req);
 }
 
 function factsOf(model: string): ModelFacts {
@@ -81,44 +74,48 @@ function factsOf(model: string): ModelFacts {
 
 const port = parentPort!;
 
-function replyError(job: number, e: Error): void {
-  const reply: WorkerReply = { type: 'error', job, error: { name: e.name, message: e.message } };
-  port.postMessage(reply);
+function reply(msg: WorkerReply, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer);
+}
+
+/** Runs one job and answers it: its result, or its error as data. */
+async function run(job: number, work: () => Promise<{ msg: WorkerReply; transfer?: ArrayBuffer[] }>): Promise<void> {
+  try {
+    const { msg, transfer } = await work();
+    reply(msg, transfer);
+  } catch (e) {
+    reply({ type: 'error', job, error: toErrorData(e) });
+  } finally {
+    running.delete(job);
+  }
 }
 
 port.on('message', (msg: WorkerRequest) => {
-  if (msg.type === 'explain') {
-    explain(msg.model, msg.req).then(
-      (result) => {
-        const reply: WorkerReply = { type: 'result', job: msg.job, result };
-        port.postMessage(reply, transferables(result));
-      },
-      (e: Error) => {
-        const reply: WorkerReply = { type: 'error', job: msg.job, error: { name: e.name, message: e.message } };
-        port.postMessage(reply);
-      },
-    );
-  } else if (msg.type === 'tensors') {
-    tensors(msg.model, msg.req).then(
-      (result) => {
-        const reply: WorkerReply = { type: 'tensors', job: msg.job, result };
-        port.postMessage(reply, tensorTransferables(result));
-      },
-      (e: Error) => replyError(msg.job, e),
-    );
-  } else if (msg.type === 'facts') {
-    try {
-      const reply: WorkerReply = { type: 'facts', job: msg.job, result: factsOf(msg.model) };
-      port.postMessage(reply);
-    } catch (e) {
-      replyError(msg.job, e as Error);
+  switch (msg.type) {
+    case 'explain': {
+      const ac = new AbortController();
+      running.set(msg.job, ac);
+      void run(msg.job, async () => {
+        const result = await explain(msg.model, msg.req, ac.signal);
+        return { msg: { type: 'result', job: msg.job, result }, transfer: explainTransferables(result) };
+      });
+      return;
     }
-  } else if (msg.type === 'shutdown') {
-    void Promise.all([...runtimes.values()].map((r) => r.release())).finally(() => process.exit(0));
+    case 'tensors':
+      void run(msg.job, async () => {
+        const result = await runtime(msg.model).tensors(msg.req);
+        return { msg: { type: 'tensors', job: msg.job, result }, transfer: tensorTransferables(result) };
+      });
+      return;
+    case 'facts':
+      void run(msg.job, async () => ({ msg: { type: 'facts', job: msg.job, result: factsOf(msg.model) } }));
+      return;
+    case 'cancel':
+      running.get(msg.job)?.abort();
+      return;
+    case 'shutdown':
+      void Promise.all([...runtimes.values()].map((r) => r.release())).finally(() => process.exit(0));
   }
 });
 
-void load().then((statuses) => {
-  const reply: WorkerReply = { type: 'ready', statuses };
-  port.postMessage(reply);
-});
+void load().then((statuses) => reply({ type: 'ready', statuses }));

@@ -40,10 +40,10 @@ test('explain --json gives predictions and the raw map of the requested class an
 test('a bad option exits with status 2 and says what was expected', async () => {
   await assert.rejects(cli('explain', IMAGE, '-m', MODEL, '--method', 'nope'), (e: { code: number; stderr: string }) => {
     assert.equal(e.code, 2);
-    assert.match(e.stderr, /--method nope: expected one of gradcam/);
+    assert.match(e.stderr, /unknown method "nope"/);
     return true;
   });
-  await assert.rejects(cli('explain', IMAGE, '-m', MODEL, '--target', 'zebra'), (e: { code: number; stderr: string }) => e.code === 2 && /not a class index or label/.test(e.stderr));
+  await assert.rejects(cli('explain', IMAGE, '-m', MODEL, '--target', 'zebra'), (e: { code: number; stderr: string }) => e.code === 2 && /"zebra" is not a class index, and this model has no labels/.test(e.stderr));
 });
 
 test('layers lists the candidate layers and marks the default', async () => {
@@ -82,7 +82,7 @@ test('histograms --json gives activation and per-class gradient counts that add 
   assert.deepEqual(r.targets, [2, 7]);
   const [layer] = r.layers;
   const n = layer.dims.reduce((a: number, b: number) => a * b, 1);
-  const total = (h: { counts: number[]; below: number; above: number; nonFinite: number }) => h.counts.reduce((a, b) => a + b, 0) + h.below + h.above + h.nonFinite;
+  const total = (h: { counts: number[]; below: number; above: number; non_finite: number }) => h.counts.reduce((a, b) => a + b, 0) + h.below + h.above + h.non_finite;
   assert.equal(layer.activations.counts.length, 12);
   assert.equal(total(layer.activations), n);
   for (const g of layer.gradients) assert.equal(total(g.histogram), n);

@@ -1,14 +1,10 @@
-// Image decoding and model-input preparation (src/engine/input.ts), and the small pure pieces of
-// the HTTP layer: configuration from the environment.
+// Image decoding and model-input preparation (src/engine/input.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { ConfigError, ENVIRONMENT, loadConfig } from '../../src/http/config.js';
 import type { InputSpec } from '../../src/engine/manifest.js';
-import {
-  ALPHA_BACKGROUND, ImageError, decodeImage, inputGeometry, mapToImage, toModelInput, type ModelInputSpec,
-} from '../../src/engine/input.js';
-import type { RgbImage } from '../../src/render/index.js';
+import { ALPHA_BACKGROUND, ImageError, decodeImage, toModelInput, type ModelInputSpec } from '../../src/engine/input.js';
+import { inputGeometry, type RgbImage } from '../../src/render/index.js';
 
 const limits = { maxPixels: 1_000_000, maxSide: 2048 };
 
@@ -118,28 +114,4 @@ test('toModelInput with crop keeps the centre; with pad adds black borders', asy
     assert.equal(pad[5 * 6 + x] + pad[36 + 5 * 6 + x] + pad[72 + 5 * 6 + x], 0, 'bottom border is black');
   }
   assert.equal(pad[2 * 6 + 0], 255, 'the image starts at row 2, red on the left');
-});
-
-test('mapToImage undoes crop (zero outside the window) and pad (borders dropped)', () => {
-  const ones = { width: 2, height: 2, data: new Float32Array([1, 1, 1, 1]) };
-  const crop = mapToImage(ones, inputGeometry({ width: 12, height: 4 }, { width: 4, height: 4 }, 'crop'), 12, 4);
-  assert.equal(crop.data[0], 0, 'left of the crop');
-  assert.equal(crop.data[6], 1, 'inside the crop');
-  assert.equal(crop.data[11], 0, 'right of the crop');
-  const ramp = { width: 1, height: 6, data: new Float32Array([9, 9, 0.25, 0.75, 9, 9]) };
-  const pad = mapToImage(ramp, inputGeometry({ width: 12, height: 4 }, { width: 6, height: 6 }, 'pad'), 12, 4);
-  assert.ok(pad.data.every((v) => v >= 0.25 && v <= 0.75), 'only the rows the image occupies');
-});
-
-test('loadConfig: defaults, and a bad variable is named', () => {
-  const c = loadConfig({});
-  assert.equal(c.port, 8080);
-  assert.equal(c.maxQueue, 16);
-  assert.equal(c.maxImageSide, 2048);
-  assert.match(c.modelsDir, /models$/);
-  assert.throws(() => loadConfig({ PORT: '70000' }), (e: Error) => e instanceof ConfigError && /PORT/.test(e.message));
-  assert.throws(() => loadConfig({ WORKERS: '-1' }), /WORKERS/);
-  assert.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), /LOG_LEVEL/);
-  assert.equal(loadConfig({ MAX_UPLOAD_BYTES: '1000', DEFAULT_MODEL: 'x' }).maxUploadBytes, 1000);
-  assert.ok(ENVIRONMENT.every((v) => v.help.length > 0));
 });

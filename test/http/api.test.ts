@@ -11,15 +11,15 @@ import { after, before, describe, test } from 'node:test';
 import sharp, { type CreateRaw, type Sharp } from 'sharp';
 import { parse } from 'yaml';
 import { METHOD_NAMES } from '../../src/cam/types.js';
-import { createApp, type ExplainPool } from '../../src/http/app.js';
-import { CAM_PARAMETERS } from '../../src/http/params.js';
+import { CAM_PARAMETERS } from '../../src/api/index.js';
+import { createApp, type ServicePool } from '../../src/http/app.js';
 import type { RunningServer } from '../../src/http/server.js';
 import type { ModelStatus } from '../../src/workers/pool.js';
 import { COLORMAP_NAMES } from '../../src/render/index.js';
 import { INSPECT_ROUTES } from '../../src/http/routes/inspect.js';
 import { Contract, OPENAPI_FILE, client, type Answer } from './contract.js';
 import {
-  EXAMPLES, LABELS, bombPng, form, hasShapes, makeModelsDir, picture, startTestServer, testConfig, until,
+  EXAMPLES, LABELS, bombPng, form, hasShapes, makeModelsDir, picture, standInPool, startTestServer, testConfig, until,
 } from './helpers.js';
 
 const contract = new Contract();
@@ -606,7 +606,7 @@ describe('metrics', () => {
 });
 
 /** A server around a stand-in pool, for states the real one reaches only by accident. */
-async function standIn(pool: ExplainPool | Promise<ExplainPool>) {
+async function standIn(pool: ServicePool | Promise<ServicePool>) {
   const app = createApp(pool, testConfig('/nonexistent'), {});
   const s = http.createServer(app);
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -623,7 +623,7 @@ async function standIn(pool: ExplainPool | Promise<ExplainPool>) {
 
 describe('states of the pool', () => {
   test('while models load: /healthz answers, /readyz, the model routes and /cam are 503 with Retry-After', async () => {
-    const s = await standIn(new Promise<ExplainPool>(() => undefined));
+    const s = await standIn(new Promise<ServicePool>(() => undefined));
     try {
       assert.equal((await s.api('GET', '/healthz')).status, 200);
       for (const [m, p] of [['GET', '/readyz'], ['GET', '/models'], ['GET', '/models/resnet']] as const) {
@@ -639,7 +639,7 @@ describe('states of the pool', () => {
 
   test('no usable model: /readyz is 503 naming the failures', async () => {
     const broken: ModelStatus[] = [{ id: 'broken', ok: false, error: 'not a valid ONNX model' }];
-    const s = await standIn({ models: () => broken, explain: () => Promise.reject(new Error('unused')), stats: () => ({ workers: 1, busy: 0, queued: 0 }) });
+    const s = await standIn(standInPool({ models: () => broken }));
     try {
       const p = problem(await s.api('GET', '/readyz'), 503, 'not-ready');
       assert.match(p.detail, /broken: not a valid ONNX model/);
@@ -650,7 +650,7 @@ describe('states of the pool', () => {
 
   test('during shutdown /readyz is 503 and answers close their connection', async () => {
     const models = server.pool.models();
-    const app = createApp({ models: () => models, explain: () => Promise.reject(new Error('unused')), stats: () => ({ workers: 1, busy: 0, queued: 0 }) }, testConfig('/nonexistent'));
+    const app = createApp(standInPool({ models: () => models }), testConfig('/nonexistent'));
     const s = http.createServer(app);
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
@@ -672,11 +672,10 @@ describe('states of the pool', () => {
 
   test('an unexpected error is 500 without its message or stack, under a request id', async () => {
     const models = server.pool.models();
-    const failing: ExplainPool = {
+    const failing = standInPool({
       models: () => models,
       explain: () => Promise.reject(new Error('secret internals\n    at somewhere (/app/x.js:1:1)')),
-      stats: () => ({ workers: 1, busy: 0, queued: 0 }),
-    };
+    });
     const s = await standIn(failing);
     try {
       const r = await s.api('POST', '/cam', { body: form(starRing, { model: 'resnet' }) });

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { createApp } from '../../src/http/app.js';
 import { ROOT } from './contract.js';
-import { hasShapes, testConfig } from './helpers.js';
+import { hasShapes, standInPool, testConfig } from './helpers.js';
 
 const run = promisify(execFile);
 
@@ -110,7 +110,7 @@ test('the HEALTHCHECK command succeeds against a live server and fails without o
   const json = hc.args.slice(hc.args.indexOf('CMD') + 3).trim();
   const argv = JSON.parse(json) as string[];
   assert.equal(argv[0], 'node', 'uses node (no curl in slim images)');
-  const app = createApp({ models: () => [], explain: () => Promise.reject(new Error('unused')), stats: () => ({ workers: 0, busy: 0, queued: 0 }) }, testConfig('/nonexistent'));
+  const app = createApp(standInPool({ models: () => [] }), testConfig('/nonexistent'));
   const server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;

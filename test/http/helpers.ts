@@ -7,6 +7,7 @@ import path from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { pino } from 'pino';
 import { loadConfig, type ServerConfig } from '../../src/http/config.js';
+import type { ServicePool } from '../../src/http/app.js';
 import { startServer, type RunningServer } from '../../src/http/server.js';
 import { ROOT } from './contract.js';
 
@@ -120,4 +121,10 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 10_000,
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A pool stand-in for app tests: what it is given, and for the rest a refusal that fails the test if reached. */
+export function standInPool(parts: Partial<ServicePool>): ServicePool {
+  const unused = () => Promise.reject(new Error('unused by this test'));
+  return { models: () => [], stats: () => ({ workers: 1, busy: 0, queued: 0 }), explain: unused, tensors: unused, facts: unused, ...parts };
 }

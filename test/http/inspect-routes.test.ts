@@ -6,19 +6,20 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import express from 'express';
 import { XMLValidator } from 'fast-xml-parser';
 import sharp from 'sharp';
-import { INSPECT_ROUTES, inspectRouter, type InspectPool } from '../../src/http/routes/inspect.js';
-import { InferencePool } from '../../src/workers/pool.js';
+import { createApp, type CamserveApp, type ServicePool } from '../../src/http/app.js';
+import { INSPECT_ROUTES } from '../../src/http/routes/inspect.js';
+import { InferencePool } from '../../src/workers/index.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 import { Contract, OPENAPI_FILE, client, type Answer } from './contract.js';
+import { testConfig } from './helpers.js';
 
 let dir: string;
 let pool: InferencePool;
-let server: ReturnType<express.Express['listen']>;
+let server: ReturnType<CamserveApp['listen']>;
+let app: CamserveApp;
 let base: string;
-let ready = true;
 let factsCalls = 0;
 let png: Buffer;
 let call: (method: string, p: string, init?: RequestInit) => Promise<Answer>;
@@ -30,18 +31,17 @@ before(async () => {
   await mkdir(path.join(dir, 'broken'));
   await writeFile(path.join(dir, 'broken', 'model.onnx'), 'not a model');
   contract = new Contract(OPENAPI_FILE);
-  pool = await InferencePool.start({ modelsDir: dir, workers: 1, intraOpThreads: 1 });
-  const counting: InspectPool = {
+  const config = testConfig(dir, { MAX_UPLOAD_BYTES: String(256 * 1024), MAX_PIXELS: '1000000', MAX_IMAGE_SIDE: '512', DEFAULT_MODEL: 'resnet' });
+  pool = await InferencePool.start({ modelsDir: dir, workers: 1, intraOpThreads: 1, maxQueue: config.maxQueue });
+  const counting: ServicePool = {
     models: () => pool.models(),
+    stats: () => pool.stats(),
+    explain: (m, r, o) => pool.explain(m, r, o),
     tensors: (m, r, o) => pool.tensors(m, r, o),
     facts: (m, o) => { factsCalls++; return pool.facts(m, o); },
   };
-  const app = express();
-  app.use(inspectRouter({
-    pool: () => (ready ? counting : undefined),
-    defaultModel: () => 'resnet',
-    config: { maxUploadBytes: 256 * 1024, maxPixels: 1e6, maxImageSide: 512, retryAfterSeconds: 2 },
-  }));
+  app = createApp(counting, config);
+  await app.camserve.ready;
   server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -52,6 +52,7 @@ before(async () => {
 
 after(async () => {
   await new Promise((r) => server.close(r));
+  await app.camserve.close();
   await pool.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -220,15 +221,19 @@ test('GET /models/{id}/graph: SVG by default, DOT with Accept: text/vnd.graphviz
 });
 
 test('while the models load every route answers 503 not-ready with Retry-After', async () => {
-  ready = false;
+  const loading = createApp(new Promise<ServicePool>(() => undefined), testConfig(dir));
+  const s = loading.listen(0, '127.0.0.1');
+  await new Promise((r) => s.once('listening', r));
+  const callLoading = client(contract, () => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
   try {
     for (const [method, p] of [['POST', '/features'], ['POST', '/histograms'], ['GET', '/models/resnet/summary'], ['GET', '/models/resnet/graph']]) {
-      const r = await call(method, p, method === 'POST' ? { body: form() } : {});
+      const r = await callLoading(method, p, method === 'POST' ? { body: form() } : {});
       await problem(r, 503, 'not-ready');
       assert.equal(r.header('retry-after'), '2');
     }
   } finally {
-    ready = true;
+    await new Promise((r) => s.close(r));
+    await loading.camserve.close();
   }
 });
 

@@ -3,9 +3,9 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { nodesOnPath } from '../../src/autodiff/builder.js';
+import { nodesOnPath } from '../../src/onnx/graph.js';
 import { modelFacts, modulePath, type ModelFacts } from '../../src/inspect/facts.js';
-import { graphDot, graphToSvg } from '../../src/inspect/graph.js';
+import { graphDot, renderDot } from '../../src/inspect/graph.js';
 import { ModelRuntime } from '../../src/engine/runtime.js';
 import { FIXTURES } from '../helpers/fixtures.js';
 
@@ -46,7 +46,7 @@ for (const name of ['resnet', 'convnext']) {
   test(`${name}: the SVG is well-formed XML and names every node on the highlighted path`, async () => {
     const f = facts.get(name)!;
     assert.ok(f.pathNodes.length >= 3);
-    const svg = await graphToSvg(f);
+    const svg = await renderDot(graphDot(f));
     assert.equal(XMLValidator.validate(svg), true);
     const nodes = groups(svg).filter((g) => g.cls.split(' ').includes('node'));
     const titles = new Set(nodes.map((g) => unescape(g.title)));
@@ -65,7 +65,7 @@ for (const name of ['resnet', 'convnext']) {
 
 test('collapse=scope: one box per module call; depth=N cuts scopes to N segments; path boxes highlighted', async () => {
   const f = facts.get('resnet')!;
-  const svg = await graphToSvg(f, { collapse: 'scope' });
+  const svg = await renderDot(graphDot(f, { collapse: 'scope' }));
   assert.equal(XMLValidator.validate(svg), true);
   const boxes = groups(svg).filter((g) => g.cls.split(' ').includes('scope') || g.cls.split(' ').includes('node'));
   const titles = new Set(boxes.map((g) => unescape(g.title)));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, symlink, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { InferencePool, PoolBusyError } from '../../src/workers/pool.js';
+import { InferencePool } from '../../src/workers/index.js';
 import { FIXTURES, readF32 } from '../helpers/fixtures.js';
 
 let dir: string;
@@ -15,7 +15,7 @@ before(async () => {
   await symlink(path.join(FIXTURES, 'resnet'), path.join(dir, 'resnet'));
   await mkdir(path.join(dir, 'broken'));
   await writeFile(path.join(dir, 'broken', 'model.onnx'), 'not a model');
-  pool = await InferencePool.start({ modelsDir: dir, workers: 1, maxQueue: 1 });
+  pool = await InferencePool.start({ modelsDir: dir, workers: 1, intraOpThreads: 1, maxQueue: 1 });
 });
 after(async () => {
   await pool.close();
@@ -37,10 +37,10 @@ test('an explanation runs in a worker and returns maps and logits', async () => 
   assert.ok(r.explanations[0].map.data.some((v) => v > 0));
 });
 
-test('a full queue is refused at once with PoolBusyError', async () => {
+test('a full queue is refused at once with the code overloaded', async () => {
   const running = pool.explain('resnet', { input: input(), method: 'scorecam' });
   const queued = pool.explain('resnet', { input: input(), method: 'scorecam' });
-  await assert.rejects(pool.explain('resnet', { input: input(), method: 'gradcam' }), PoolBusyError);
+  await assert.rejects(pool.explain('resnet', { input: input(), method: 'gradcam' }), { code: 'overloaded' });
   await Promise.all([running, queued]);
 });
 
@@ -50,13 +50,13 @@ test('a queued job whose caller aborted is dropped before it runs', async () => 
   const queued = pool.explain('resnet', { input: input(), method: 'gradcam' }, { signal: ac.signal });
   assert.equal(pool.stats().queued, 1);
   ac.abort();
-  await assert.rejects(queued, { name: 'AbortError' });
+  await assert.rejects(queued, { code: 'cancelled' });
   assert.equal(pool.stats().queued, 0);
   await running;
 });
 
-test('errors from the worker keep their name (unknown layer → MethodError)', async () => {
-  await assert.rejects(pool.explain('resnet', { input: input(), method: 'gradcam', layers: ['nope'] }), { name: 'MethodError' });
+test('errors from the worker keep their code (unknown layer → cannot-explain)', async () => {
+  await assert.rejects(pool.explain('resnet', { input: input(), method: 'gradcam', layers: ['nope'] }), { name: 'CamserveError', code: 'cannot-explain' });
 });
 
 test('a job that cannot be sent to the worker fails alone: the process lives and the worker stays free', async () => {

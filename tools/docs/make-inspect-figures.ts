@@ -17,7 +17,6 @@ import { featureGrid } from '../../src/inspect/grid.js';
 import { graphDot, renderDot } from '../../src/inspect/graph.js';
 import { histogram, histogramPng } from '../../src/inspect/histogram.js';
 import { formatSummary, summarize } from '../../src/inspect/summary.js';
-import { TensorProbe } from '../../src/inspect/tensors.js';
 import { decodeImage, toModelInput } from '../../src/engine/input.js';
 import { ModelRuntime } from '../../src/engine/runtime.js';
 
@@ -30,7 +29,6 @@ const out = values.out ?? path.join(ROOT, 'docs');
 await mkdir(out, { recursive: true });
 
 const rt = await ModelRuntime.load(modelDir, { intraOpThreads: 1 });
-const probe = new TensorProbe(rt);
 try {
   const decoded = await decodeImage(await readFile(imageFile), { maxPixels: 40e6, maxSide: 2048 });
   const input = await toModelInput(decoded.rgb, rt.info);
@@ -45,7 +43,7 @@ try {
   // the 16 channels of largest mean, each normalised alone, viridis.
   const early = rt.info.candidateLayers.find((c) => c.dims[2] * c.dims[3] >= 256 && c.name !== rt.info.defaultLayer);
   const layers = [...(early ? [early.name] : []), rt.info.defaultLayer];
-  const t = await probe.run({ input, layers });
+  const t = await rt.tensors({ input, layers });
   const grid = await featureGrid(
     t.layers.map((l) => ({ layer: l.layer, maps: { C: l.dims[1], h: l.dims[2], w: l.dims[3], data: l.activations } })),
     { channels: { top: 16 }, normalize: true, scaleEach: true, colormap: 'viridis', padValue: 1 },
@@ -53,7 +51,7 @@ try {
   await save('inspect-features.png', grid.png);
 
   // Histograms at the default layer for the top class.
-  const g = await probe.run({ input, layers: [rt.info.defaultLayer], topk: 1 });
+  const g = await rt.tensors({ input, layers: [rt.info.defaultLayer], topk: 1 });
   const l = g.layers[0];
   const target = g.targets[0];
   await save('inspect-histograms.png', await histogramPng([

@@ -1,8 +1,7 @@
 // Vector-Jacobian rules of convolution and pooling. Each input gradient is a ConvTranspose: of the
 // conv weight (Conv), of a constant box kernel (AveragePool) or of one-hot kernels that route each
 // output's gradient to the input position its max came from (MaxPool).
-import { int, ints, type AttrValue } from '../../onnx/builder.js';
-import { attrInt, attrInts, attrString } from '../../onnx/model.js';
+import { attrInt, attrInts, attrString, type AttrValue, int, ints } from '../../onnx/index.js';
 import { expandTo, scalar, unsqueeze } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 

@@ -1,6 +1,6 @@
 // Vector-Jacobian rules of element-wise ops: activations (dx = dy ⊙ f'(x)) and broadcasting arithmetic
 // (the gradient of a broadcast operand is summed over the axes it was broadcast along).
-import { attrFloat, attrInt, attrString } from '../../onnx/model.js';
+import { attrFloat, attrInt, attrString } from '../../onnx/index.js';
 import { reduceToShape, scalar } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 

@@ -13,6 +13,3 @@ export const RULES: Readonly<Record<string, VjpRule>> = Object.freeze({
   ...shapeRules,
   ...reduceRules,
 });
-
-/** Op types the gradient builder can differentiate. */
-export const SUPPORTED_OPS: readonly string[] = Object.keys(RULES).sort();

@@ -1,7 +1,6 @@
 // Vector-Jacobian rules of the matrix products: Gemm (Linear layers in 2-D) and MatMul (Linear on N-D
 // tensors, attention-like products), with broadcasting of batched MatMul.
-import { float, int, ints } from '../../onnx/builder.js';
-import { attrFloat, attrInt } from '../../onnx/model.js';
+import { attrFloat, attrInt, float, int, ints } from '../../onnx/index.js';
 import { reduceSum, scalar } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 

@@ -1,6 +1,6 @@
 // Vector-Jacobian rules of reductions and normalisations: ReduceSum/ReduceMean (broadcast back),
 // Softmax (y ⊙ (dy − Σ dy ⊙ y)) and LayerNormalization.
-import { attrFloat, attrInt, attrInts } from '../../onnx/model.js';
+import { attrFloat, attrInt, attrInts } from '../../onnx/index.js';
 import { expandTo, normAxis, reduceMean, reduceSum, scalar, unsqueeze } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 

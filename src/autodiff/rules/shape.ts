@@ -1,7 +1,6 @@
 // Vector-Jacobian rules of the ops that only move elements: reshapes (gradient reshaped back),
 // Transpose (inverse permutation), Concat/Split (slice/concatenate), Slice/Pad (pad/slice).
-import { int, ints } from '../../onnx/builder.js';
-import { attrInt, attrInts, attrString } from '../../onnx/model.js';
+import { attrInt, attrInts, attrString, int, ints } from '../../onnx/index.js';
 import { normAxis, padZeros, reduceToShape, reshapeGrad, slice, unsqueeze, zerosGrad } from '../emit.js';
 import type { VjpRule } from '../context.js';
 

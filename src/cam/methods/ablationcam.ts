@@ -7,7 +7,6 @@ import type { CamMethod } from '../types.js';
  */
 export const ablationcam: CamMethod = {
   name: 'ablationcam',
-  summary: 'Ablation-CAM: drop in the class score when each channel is removed (C runs of the head)',
   needs: 'head-runs',
   async weights(l, ctx) {
     const hw = l.h * l.w;

@@ -6,7 +6,6 @@ import type { CamMethod } from '../types.js';
  */
 export const gradcamPlusPlus: CamMethod = {
   name: 'gradcam++',
-  summary: 'Grad-CAM++: positive gradients weighted by second/third-order terms',
   needs: 'gradients',
   weights(l) {
     const hw = l.h * l.w;

@@ -4,7 +4,6 @@ import type { CamMethod } from '../types.js';
 /** Grad-CAM (Selvaraju et al., ICCV 2017): w_k = mean_ij ∂y_c/∂A_kij; map = ReLU(Σ_k w_k A_k). */
 export const gradcam: CamMethod = {
   name: 'gradcam',
-  summary: 'Grad-CAM: channel weights = spatial mean of the gradients',
   needs: 'gradients',
   weights: (l) => spatialMean(l.G!, l.C, l.h * l.w),
 };

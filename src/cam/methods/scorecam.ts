@@ -1,5 +1,5 @@
 import { upsampleAlignCorners } from '../resample.js';
-import type { CamMethod } from '../types.js';
+import type { CamMethod, InputView, LayerTensors } from '../types.js';
 
 /**
  * Score-CAM (Wang et al., CVPRW 2020): M_k = A_k bilinearly upsampled to the input (align_corners),
@@ -7,27 +7,42 @@ import type { CamMethod } from '../types.js';
  */
 export const scorecam: CamMethod = {
   name: 'scorecam',
-  summary: 'Score-CAM: softmax of the class score with the input masked by each channel (C forward runs)',
   needs: 'input-runs',
   async weights(l, ctx) {
-    const { height: H, width: W } = ctx.runner.inputSize;
-    const hw = l.h * l.w;
-    const masks: Float32Array[] = [];
-    for (let k = 0; k < l.C; k++) {
-      const m = upsampleAlignCorners(l.A.subarray(k * hw, (k + 1) * hw), l.h, l.w, H, W);
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (const v of m) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-      const scale = 1 / (hi - lo + 1e-8);
-      for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) * scale;
-      masks.push(m);
-    }
-    const scores = await ctx.runner.scoreMasked(masks, ctx.target);
-    let max = -Infinity;
-    for (const s of scores) max = Math.max(max, s);
-    let sum = 0;
-    const w = Float32Array.from(scores, (s) => { const e = Math.exp(s - max); sum += e; return e; });
-    for (let k = 0; k < w.length; k++) w[k] /= sum;
-    return w;
+    const input = ctx.runner.input;
+    const scores = await ctx.runner.scoreInputs({ count: l.C, write: (k, out) => maskInput(input, channelMask(l, k, input), out) }, ctx.target);
+    return softmax(scores);
   },
 };
+
+/** Channel k of the layer upsampled to the input size and min-max normalised to [0, 1]. */
+function channelMask(l: LayerTensors, k: number, input: InputView): Float32Array {
+  const hw = l.h * l.w;
+  const m = upsampleAlignCorners(l.A.subarray(k * hw, (k + 1) * hw), l.h, l.w, input.height, input.width);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of m) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  const scale = 1 / (hi - lo + 1e-8);
+  for (let i = 0; i < m.length; i++) m[i] = (m[i] - lo) * scale;
+  return m;
+}
+
+/** out = input ⊙ mask, the mask (height × width) broadcast over the channels in the input's layout. */
+function maskInput(input: InputView, mask: Float32Array, out: Float32Array): void {
+  const { channels: C, data: x } = input;
+  const hw = input.height * input.width;
+  if (input.layout === 'NHWC') {
+    for (let i = 0; i < hw; i++) for (let c = 0; c < C; c++) out[i * C + c] = x[i * C + c] * mask[i];
+  } else {
+    for (let c = 0; c < C; c++) for (let i = 0, o = c * hw; i < hw; i++) out[o + i] = x[o + i] * mask[i];
+  }
+}
+
+function softmax(scores: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const s of scores) max = Math.max(max, s);
+  let sum = 0;
+  const w = Float32Array.from(scores, (s) => { const e = Math.exp(s - max); sum += e; return e; });
+  for (let k = 0; k < w.length; k++) w[k] /= sum;
+  return w;
+}

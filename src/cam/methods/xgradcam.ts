@@ -3,7 +3,6 @@ import type { CamMethod } from '../types.js';
 /** XGrad-CAM (Fu et al., BMVC 2020): w_k = Σ_ij G_kij·A_kij / (Σ_ij A_kij + 1e-7). */
 export const xgradcam: CamMethod = {
   name: 'xgradcam',
-  summary: 'XGrad-CAM: gradients weighted by normalised activations',
   needs: 'gradients',
   weights(l) {
     const hw = l.h * l.w;

@@ -1,9 +1,32 @@
-// The JSON descriptions of models served by GET /models and GET /models/{id}, and the choice of the
-// default model.
-import { METHOD_NAMES } from '../../cam/types.js';
-import type { ModelStatus } from '../../workers/pool.js';
-import type { ModelInfo } from '../../engine/runtime.js';
+// GET /models and GET /models/{id}: the JSON descriptions of the models, and the choice of the default
+// model.
+import type { IRouter } from 'express';
+import { METHOD_NAMES } from '../../cam/index.js';
+import type { ModelInfo } from '../../engine/index.js';
 import { COLORMAP_NAMES } from '../../render/index.js';
+import type { ModelStatus } from '../../workers/index.js';
+import { findModel, requirePool, routeLabel, type AppContext } from '../context.js';
+
+export const MODEL_ROUTES: Record<string, string[]> = {
+  '/models': ['GET', 'HEAD'],
+  '/models/{id}': ['GET', 'HEAD'],
+};
+
+/** Registers the routes on the app (not a sub-router: its automatic OPTIONS answer would shadow the app's 405 table). */
+export function modelsRoutes(router: IRouter, ctx: AppContext): void {
+  router.get('/models', (_req, res) => {
+    routeLabel(res, '/models');
+    res.json(modelList(requirePool(ctx).models(), ctx.defaultModel()));
+  });
+  router.get('/models/:id', (req, res) => {
+    routeLabel(res, '/models/{id}');
+    const id = String(req.params.id);
+    const models = requirePool(ctx).models();
+    const m = models.find((s) => s.id === id);
+    if (!m) findModel(models, id, 'id');
+    res.json(modelDetails(m!));
+  });
+}
 
 export interface InputDescription {
   name: string;

@@ -1,9 +1,8 @@
-// Tensors for inspection (forward hooks) against PyTorch's own, from the fixtures: activations alone
+// ModelRuntime.tensors, the engine's tensors for inspection (forward hooks), against PyTorch's own, from the fixtures: activations alone
 // (a forward session, no backward built), and activations with class-score gradients (the engine's).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { TensorProbe } from '../../src/inspect/tensors.js';
 import { ModelRuntime } from '../../src/engine/runtime.js';
 import { FIXTURES, readF32, relError } from '../helpers/fixtures.js';
 import { readFileSync } from 'node:fs';
@@ -14,12 +13,10 @@ const ref = JSON.parse(readFileSync(path.join(dir, 'reference.json'), 'utf8')) a
   logits: { values: number[] };
 };
 let rt: ModelRuntime;
-let probe: TensorProbe;
 const input = () => readF32(dir, 'input.bin');
 
 before(async () => {
   rt = await ModelRuntime.load(dir, { intraOpThreads: 1 });
-  probe = new TensorProbe(rt);
 });
 after(async () => {
   await rt.release();
@@ -27,7 +24,7 @@ after(async () => {
 
 test('activations only: every layer asked for, equal to PyTorch\'s forward hooks', async () => {
   const layers = [...new Set(ref.cases.map((c) => c.layer))];
-  const r = await probe.run({ input: input(), layers });
+  const r = await rt.tensors({ input: input(), layers });
   assert.deepEqual(r.targets, []);
   assert.ok(relError(r.logits, ref.logits.values) < 1e-4);
   for (const c of ref.cases) {
@@ -41,7 +38,7 @@ test('activations only: every layer asked for, equal to PyTorch\'s forward hooks
 test('with targets: activations and d logit / d activations per class, equal to PyTorch\'s autograd', async () => {
   const cases = ref.cases.filter((c) => c.layer === ref.cases[0].layer);
   const targets = cases.map((c) => c.target);
-  const r = await probe.run({ input: input(), layers: [cases[0].layer], targets });
+  const r = await rt.tensors({ input: input(), layers: [cases[0].layer], targets });
   assert.deepEqual(r.targets, targets);
   const l = r.layers[0];
   const n = l.activations.length;
@@ -52,10 +49,10 @@ test('with targets: activations and d logit / d activations per class, equal to 
 });
 
 test('topk picks the best classes first; bad layers and classes are refused', async () => {
-  const r = await probe.run({ input: input(), layers: [rt.info.defaultLayer], topk: 2 });
+  const r = await rt.tensors({ input: input(), layers: [rt.info.defaultLayer], topk: 2 });
   const order = Array.from(ref.logits.values.keys()).sort((a, b) => ref.logits.values[b] - ref.logits.values[a]);
   assert.deepEqual(r.targets, order.slice(0, 2));
-  await assert.rejects(probe.run({ input: input(), layers: ['nope'] }), { name: 'MethodError' });
-  await assert.rejects(probe.run({ input: input(), layers: [rt.info.defaultLayer], targets: [10] }), { name: 'MethodError' });
-  await assert.rejects(probe.run({ input: new Float32Array(3), layers: [rt.info.defaultLayer] }), RangeError);
+  await assert.rejects(rt.tensors({ input: input(), layers: ['nope'] }), { code: 'cannot-explain' });
+  await assert.rejects(rt.tensors({ input: input(), layers: [rt.info.defaultLayer], targets: [10] }), { code: 'cannot-explain' });
+  await assert.rejects(rt.tensors({ input: new Float32Array(3), layers: [rt.info.defaultLayer] }), RangeError);
 });

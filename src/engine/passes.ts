@@ -1,0 +1,118 @@
+// The two runs every explanation starts with: the trunk (the model with the target layers as extra
+// outputs: logits and activations) and, for gradient methods, the head's backward for K classes at once.
+import * as ort from 'onnxruntime-node';
+import { cancelled } from '../errors/index.js';
+import type { LayerSet, ModelRuntime } from './runtime.js';
+import { topK } from './scores.js';
+
+/** What the passes give: logits, the classes chosen, each layer's A [C·h·w] and G [K·C·h·w] by layer. */
+export interface Passes {
+  logits: Float32Array;
+  targets: number[];
+  activations: Record<string, Float32Array>;
+  gradients?: Record<string, Float32Array>;
+  /** every trunk output (the head's side inputs among them) */
+  trunkOut: ort.InferenceSession.OnnxValueMapType;
+}
+
+/** Picks the classes to explain once the logits are known. */
+export type TargetChooser = (logits: Float32Array) => number[];
+
+/** The given targets, else the `topk` best (default 1). */
+export function chooseTargets(targets: readonly number[] | undefined, topk: number | undefined): TargetChooser {
+  return (logits) => (targets?.length ? [...targets] : topK(logits, Math.min(Math.max(1, topk ?? 1), logits.length)));
+}
+
+const now = () => performance.now();
+
+/** Runs the trunk and, with `gradients`, the head's backward for every chosen class in one run. */
+export async function runPasses(
+  rt: ModelRuntime, set: LayerSet, input: Float32Array,
+  opts: { gradients: boolean; choose: TargetChooser; timings: Record<string, number>; signal?: AbortSignal },
+): Promise<Passes> {
+  const { timings, signal } = opts;
+  let t = now();
+  const trunkOut = await set.trunk.session.run({ [rt.info.inputName]: rt.inputTensor(input) });
+  timings.forward_ms = (timings.forward_ms ?? 0) + now() - t;
+  if (signal?.aborted) throw cancelled();
+  const logits = trunkOut[rt.info.logits].data as Float32Array;
+  const targets = opts.choose(logits);
+  const activations = Object.fromEntries(set.layers.map((l) => [l, trunkOut[l].data as Float32Array]));
+  if (!opts.gradients) return { logits, targets, activations, trunkOut };
+
+  const head = await rt.headRun(set);
+  const K = targets.length;
+  const classes = rt.info.numClasses;
+  const seed = new Float32Array(K * classes);
+  targets.forEach((c, k) => { seed[k * classes + c] = 1; });
+  const feeds: Record<string, ort.Tensor> = {
+    [head.seed]: new ort.Tensor('float32', seed, [K, ...rt.tensorDims(rt.info.logits)!.slice(1)]),
+  };
+  for (const name of head.inputs) feeds[name] = trunkOut[name] as ort.Tensor;
+  t = now();
+  const out = await head.session.session.run(feeds, Object.values(head.gradients));
+  timings.backward_ms = (timings.backward_ms ?? 0) + now() - t;
+  const gradients = Object.fromEntries(set.layers.map((l) => [l, out[head.gradients[l]].data as Float32Array]));
+  return { logits, targets, activations, gradients, trunkOut };
+}
+
+export interface TensorsRequest {
+  /** the preprocessed input, laid out as the model's inputDims */
+  input: Float32Array;
+  /** candidate layers (4-D feature maps that lead to the logits) */
+  layers: string[];
+  /** classes whose score gradients are wanted; none and no topk: activations only */
+  targets?: number[];
+  /** the k best classes instead of `targets` */
+  topk?: number;
+}
+
+export interface LayerTensorsOut {
+  layer: string;
+  /** [1, C, h, w] */
+  dims: number[];
+  /** C·h·w values */
+  activations: Float32Array;
+  /** K·C·h·w values: d logit[targets[k]] / d activations, targets in order; absent without targets */
+  gradients?: Float32Array;
+}
+
+export interface TensorsResult {
+  logits: Float32Array;
+  /** the classes the gradients are of (empty for activations only) */
+  targets: number[];
+  layers: LayerTensorsOut[];
+}
+
+/**
+ * Activations (and, with classes, gradients) of one input for inspection, as copies: onnxruntime's
+ * outputs may share one buffer, and results are transferred between threads. Without classes no backward
+ * graph is built, so models whose backward cannot be built still show feature maps.
+ */
+export async function tensorsOf(rt: ModelRuntime, req: TensorsRequest): Promise<TensorsResult> {
+  const layers = rt.resolveLayers(req.layers);
+  rt.checkTargets(req.targets);
+  const withGradients = (req.targets?.length ?? 0) > 0 || req.topk !== undefined;
+  const set = await rt.layerSet(layers);
+  const r = await runPasses(rt, set, req.input, { gradients: withGradients, choose: withGradients ? chooseTargets(req.targets, req.topk) : () => [], timings: {} });
+  return {
+    logits: Float32Array.from(r.logits),
+    targets: r.targets,
+    layers: layers.map((l) => ({
+      layer: l,
+      dims: rt.tensorDims(l) ?? [],
+      activations: Float32Array.from(r.activations[l]),
+      ...(r.gradients ? { gradients: Float32Array.from(r.gradients[l]) } : {}),
+    })),
+  };
+}
+
+/** The buffers of a tensors result, for postMessage's transfer list. */
+export function tensorTransferables(r: TensorsResult): ArrayBuffer[] {
+  const list = new Set<ArrayBuffer>([r.logits.buffer as ArrayBuffer]);
+  for (const l of r.layers) {
+    list.add(l.activations.buffer as ArrayBuffer);
+    if (l.gradients) list.add(l.gradients.buffer as ArrayBuffer);
+  }
+  return [...list];
+}

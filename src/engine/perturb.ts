@@ -1,0 +1,89 @@
+// The forward runs that perturbation methods ask for (Score-CAM: the whole model on masked inputs;
+// Ablation-CAM: the head on ablated activations), batched, and stopped between batches when cancelled.
+import * as ort from 'onnxruntime-node';
+import type { ForwardRunner, Variants } from '../cam/index.js';
+import { cancelled } from '../errors/index.js';
+import type { LayerSet, ModelRuntime } from './runtime.js';
+
+export interface RunnerOptions {
+  signal?: AbortSignal;
+  /** called after each batch with the runs done so far and the total (progress of long methods) */
+  progress?(done: number, total: number): void;
+}
+
+/** The runner of one input on one layer set. */
+export function forwardRunner(rt: ModelRuntime, set: LayerSet, input: Float32Array, opts: RunnerOptions = {}): ForwardRunner {
+  const { height, width, channels } = rt.info.inputSize;
+  const classes = rt.info.numClasses;
+  const checkpoint = () => { if (opts.signal?.aborted) throw cancelled(); };
+  return {
+    input: { height, width, channels, layout: rt.info.manifest.input.layout, data: input },
+
+    async scoreInputs(variants, target) {
+      const n = height * width * channels;
+      const per = rt.dynamicBatch ? rt.batchSize : 1;
+      const scores = new Float32Array(variants.count);
+      // One input buffer, reused from batch to batch (a run reads its feeds before it returns).
+      const buffer = new Float32Array(Math.min(per, variants.count) * n);
+      for (let start = 0; start < variants.count; start += per) {
+        checkpoint();
+        const count = Math.min(per, variants.count - start);
+        const x = buffer.subarray(0, count * n);
+        for (let b = 0; b < count; b++) variants.write(start + b, x.subarray(b * n, (b + 1) * n));
+        const out = await set.trunk.session.run({ [rt.info.inputName]: rt.inputTensor(x, count) }, [rt.info.logits]);
+        const logits = out[rt.info.logits].data as Float32Array;
+        for (let b = 0; b < count; b++) scores[start + b] = logits[b * classes + target];
+        opts.progress?.(start + count, variants.count);
+      }
+      return scores;
+    },
+
+    async scoreActivations(layer, variants, target) {
+      const single = await rt.layerSet([layer]);
+      const hf = await rt.headForward(single);
+      const trunkOut = single.graph.sideInputs.length
+        ? await single.trunk.session.run({ [rt.info.inputName]: rt.inputTensor(input) }, single.graph.sideInputs)
+        : {};
+      const scores = new Float32Array(variants.count);
+      // One batch buffer per head input, reused from batch to batch.
+      const buffers = new Map<string, Float32Array>();
+      const runBatch = async (start: number, count: number) => {
+        const feeds: Record<string, ort.Tensor> = {};
+        for (const name of hf.inputs) {
+          const dims = rt.tensorDims(name)!;
+          const per = dims.reduce((a, b) => a * b, 1);
+          let buffer = buffers.get(name);
+          if (!buffer || buffer.length < count * per) buffers.set(name, buffer = new Float32Array(count * per));
+          const data = buffer.subarray(0, count * per);
+          for (let b = 0; b < count; b++) {
+            const slot = data.subarray(b * per, (b + 1) * per);
+            if (name === layer) variants.write(start + b, slot);
+            else slot.set(trunkOut[name].data as Float32Array);
+          }
+          feeds[name] = new ort.Tensor('float32', data, [count, ...dims.slice(1)]);
+        }
+        const out = await hf.session.session.run(feeds, [rt.info.logits]);
+        const logits = out[rt.info.logits].data as Float32Array;
+        for (let b = 0; b < count; b++) scores[start + b] = logits[b * classes + target];
+      };
+      for (let start = 0; start < variants.count;) {
+        checkpoint();
+        const count = hf.batched === false ? 1 : Math.min(rt.batchSize, variants.count - start);
+        try {
+          await runBatch(start, count);
+          if (count > 1) hf.batched = true;
+        } catch (e) {
+          // A head with a batch size baked into a Reshape cannot take batches: run one at a time from here on.
+          if (count === 1 || hf.batched === true) throw e;
+          hf.batched = false;
+          continue;
+        }
+        start += count;
+        opts.progress?.(start, variants.count);
+      }
+      return scores;
+    },
+
+    classifier: (layer) => rt.classifier(layer),
+  };
+}

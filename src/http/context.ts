@@ -1,0 +1,67 @@
+// What every route of the app shares: the configuration, metrics, the pool once it is ready, the default
+// model, the shutdown state, the render thread; and the small steps every handler starts with.
+import type { Request, Response } from 'express';
+import type { ExplainRequest, ExplainResult, TensorsRequest, TensorsResult } from '../engine/index.js';
+import { CamserveError } from '../errors/index.js';
+import type { ModelFacts } from '../inspect/index.js';
+import type { RenderJob } from '../render/index.js';
+import type { JobOptions, ModelStatus } from '../workers/index.js';
+import type { ServerConfig } from './config.js';
+import type { Metrics } from './metrics.js';
+
+/** What the routes need of the inference pool (InferencePool, or a stand-in in tests). */
+export interface ServicePool {
+  models(): ModelStatus[];
+  stats(): { workers: number; busy: number; queued: number };
+  explain(modelId: string, req: ExplainRequest, opts?: JobOptions): Promise<ExplainResult>;
+  tensors(modelId: string, req: TensorsRequest, opts?: JobOptions): Promise<TensorsResult>;
+  facts(modelId: string, opts?: JobOptions): Promise<ModelFacts>;
+  /** the refusal a new job would get now (queue full, shutting down), if any */
+  full?(): CamserveError | undefined;
+}
+
+export interface AppContext {
+  config: ServerConfig;
+  metrics: Metrics;
+  /** the pool once models are loaded */
+  pool(): ServicePool | undefined;
+  defaultModel(): string | undefined;
+  shuttingDown(): boolean;
+  /** PNGs of a render job, made off the HTTP thread */
+  render(job: RenderJob): Promise<Buffer[]>;
+}
+
+/** The pool, or 503 not-ready while the models load. */
+export function requirePool(ctx: AppContext): ServicePool {
+  const pool = ctx.pool();
+  if (!pool) throw new CamserveError('not-ready', 'the models are still loading');
+  return pool;
+}
+
+/** Labels the answer with its route template (logs, metrics). */
+export function routeLabel(res: Response, template: string): void {
+  res.locals.route = template;
+}
+
+/** A signal that fires when the client leaves before its answer is complete. */
+export function clientGone(res: Response): AbortSignal {
+  const ac = new AbortController();
+  res.on('close', () => { if (!res.writableFinished) ac.abort(); });
+  return ac.signal;
+}
+
+/** The model a request names (a 404 if none such, 422 if it failed to load). */
+export function findModel(models: ModelStatus[], id: string | undefined, parameter = 'model') {
+  const status = models.find((m) => m.id === id);
+  if (!id || !status) {
+    throw new CamserveError('unknown-model', id ? `no model "${id}"` : 'no model is loaded, so a request must name one',
+      { parameter, allowed: models.map((m) => m.id), received: id ?? null });
+  }
+  if (!status.ok) throw new CamserveError('model-unavailable', `model "${id}" failed to load: ${status.error}`, { model: id });
+  return status.info;
+}
+
+/** The request's id (set by pino-http), for problem bodies. */
+export function requestId(req: Request): string {
+  return typeof req.id === 'string' ? req.id : String(req.id ?? '');
+}

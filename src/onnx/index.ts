@@ -1,0 +1,7 @@
+// ONNX model I/O and graph analysis: the protobuf schema, a model held as its bytes plus a decoded view,
+// proto builders, onnxruntime sessions and the probe run, and every graph traversal.
+export * from './proto.js';
+export * from './model.js';
+export * from './builder.js';
+export * from './session.js';
+export * from './graph.js';
