@@ -139,12 +139,20 @@ export function resolveLayers(items: readonly string[] | undefined, info: Pick<M
   return [...items];
 }
 
+/**
+ * `timeout_ms`: how long the client will wait for its answer, at most `max` (the server's limit, also the
+ * deadline of a request that names none). Counted from the request's arrival.
+ */
+export function timeoutMs(p: Params, max: number): number {
+  return int(p, 'timeout_ms', 1, max) ?? max;
+}
+
 // ---------------------------------------------------------------- explanations (POST /cam, camserve explain)
 
 /** Every parameter of an explanation besides the image. */
 export const CAM_PARAMETERS = [
   'model', 'method', 'target', 'topk', 'layer', 'output', 'alpha', 'colormap',
-  'eigen_smooth', 'aug_smooth', 'include_png',
+  'eigen_smooth', 'aug_smooth', 'include_png', 'timeout_ms',
 ] as const;
 
 export const OUTPUTS = ['overlay', 'heatmap', 'json'] as const;
@@ -206,9 +214,9 @@ export function explainedClasses(params: Pick<CamParams, 'target' | 'topk' | 'ou
 // ---------------------------------------------------------------- inspection
 
 export const FEATURE_PARAMETERS = [
-  'model', 'layer', 'nrow', 'padding', 'normalize', 'range', 'scale_each', 'pad_value', 'channels', 'colormap', 'scale', 'output',
+  'model', 'layer', 'nrow', 'padding', 'normalize', 'range', 'scale_each', 'pad_value', 'channels', 'colormap', 'scale', 'output', 'timeout_ms',
 ] as const;
-export const HISTOGRAM_PARAMETERS = ['model', 'layer', 'target', 'bins', 'range', 'grad_range', 'gradients', 'output'] as const;
+export const HISTOGRAM_PARAMETERS = ['model', 'layer', 'target', 'bins', 'range', 'grad_range', 'gradients', 'output', 'timeout_ms'] as const;
 export const GRAPH_PARAMETERS = ['collapse', 'depth', 'rankdir', 'format'] as const;
 /** Most classes whose gradients one histogram request shows. */
 export const MAX_HISTOGRAM_TARGETS = 4;

@@ -2,6 +2,7 @@
 // and classes → run the passes → one raw map per class and layer → aggregate over layers. aug_smooth is
 // the same loop over augmented inputs, in its own function.
 import { type CamMethod, type LayerTensors, MethodError, type MethodName, METHODS, rawMap } from '../cam/index.js';
+import { cancelled } from '../errors/index.js';
 import { averageMaps, type CamMap } from '../render/index.js';
 import { chooseTargets, runPasses, type Passes } from './passes.js';
 import { forwardRunner, type RunnerOptions } from './perturb.js';
@@ -77,6 +78,7 @@ async function layerMaps(rt: ModelRuntime, set: LayerSet, method: CamMethod, req
   for (const [ti, target] of run.targets.entries()) {
     const perLayer: Float32Array[] = [];
     for (const layer of set.layers) {
+      if (opts.signal?.aborted) throw cancelled();
       const [, C, h, w] = rt.tensorDims(layer)!;
       const G = run.gradients?.[layer].subarray(ti * C * h * w, (ti + 1) * C * h * w);
       const tensors: LayerTensors = { name: layer, C, h, w, A: run.activations[layer], G };

@@ -11,6 +11,27 @@ export interface RunnerOptions {
   progress?(done: number, total: number): void;
 }
 
+/**
+ * Batch sizes for a run of `total` items: at most `max`, and after the first batch no more than fit in
+ * `targetMs` at the speed measured so far, so that a batch (the unit between two cancellation checks)
+ * stays short on slow models.
+ */
+export class BatchSizer {
+  private msPerItem: number | undefined;
+  constructor(private readonly max: number, private readonly targetMs: number) {}
+
+  next(remaining: number): number {
+    const fit = this.msPerItem === undefined ? this.max : Math.floor(this.targetMs / Math.max(this.msPerItem, 1e-3));
+    return Math.max(1, Math.min(this.max, remaining, fit));
+  }
+
+  /** Records a batch of `count` items that took `ms`. */
+  record(count: number, ms: number): void {
+    const per = ms / count;
+    this.msPerItem = this.msPerItem === undefined ? per : 0.5 * this.msPerItem + 0.5 * per;
+  }
+}
+
 /** The runner of one input on one layer set. */
 export function forwardRunner(rt: ModelRuntime, set: LayerSet, input: Float32Array, opts: RunnerOptions = {}): ForwardRunner {
   const { height, width, channels } = rt.info.inputSize;
@@ -21,19 +42,22 @@ export function forwardRunner(rt: ModelRuntime, set: LayerSet, input: Float32Arr
 
     async scoreInputs(variants, target) {
       const n = height * width * channels;
-      const per = rt.dynamicBatch ? rt.batchSize : 1;
+      const sizer = new BatchSizer(rt.dynamicBatch ? rt.batchSize : 1, rt.batchMs);
       const scores = new Float32Array(variants.count);
       // One input buffer, reused from batch to batch (a run reads its feeds before it returns).
-      const buffer = new Float32Array(Math.min(per, variants.count) * n);
-      for (let start = 0; start < variants.count; start += per) {
+      const buffer = new Float32Array(Math.min(sizer.next(variants.count), variants.count) * n);
+      for (let start = 0; start < variants.count;) {
         checkpoint();
-        const count = Math.min(per, variants.count - start);
+        const count = sizer.next(variants.count - start);
         const x = buffer.subarray(0, count * n);
         for (let b = 0; b < count; b++) variants.write(start + b, x.subarray(b * n, (b + 1) * n));
+        const t = performance.now();
         const out = await set.trunk.session.run({ [rt.info.inputName]: rt.inputTensor(x, count) }, [rt.info.logits]);
+        sizer.record(count, performance.now() - t);
         const logits = out[rt.info.logits].data as Float32Array;
         for (let b = 0; b < count; b++) scores[start + b] = logits[b * classes + target];
-        opts.progress?.(start + count, variants.count);
+        start += count;
+        opts.progress?.(start, variants.count);
       }
       return scores;
     },
@@ -66,11 +90,14 @@ export function forwardRunner(rt: ModelRuntime, set: LayerSet, input: Float32Arr
         const logits = out[rt.info.logits].data as Float32Array;
         for (let b = 0; b < count; b++) scores[start + b] = logits[b * classes + target];
       };
+      const sizer = new BatchSizer(rt.batchSize, rt.batchMs);
       for (let start = 0; start < variants.count;) {
         checkpoint();
-        const count = hf.batched === false ? 1 : Math.min(rt.batchSize, variants.count - start);
+        const count = hf.batched === false ? 1 : sizer.next(variants.count - start);
         try {
+          const t = performance.now();
           await runBatch(start, count);
+          sizer.record(count, performance.now() - t);
           if (count > 1) hf.batched = true;
         } catch (e) {
           // A head with a batch size baked into a Reshape cannot take batches: run one at a time from here on.

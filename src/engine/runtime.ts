@@ -32,6 +32,11 @@ export const ENGINE_DEFAULTS = {
   batchSize: 16,
   /** layer sets whose sessions are kept (the least recently used are released) */
   maxLayerSets: 4,
+  /**
+   * time a batch of Score-CAM / Ablation-CAM runs should take at most (ms): batches shrink below batchSize
+   * on slow models, so that a cancelled job stops within about this long
+   */
+  batchMs: 250,
 } as const;
 
 export interface RuntimeOptions extends SessionOptions {
@@ -39,6 +44,7 @@ export interface RuntimeOptions extends SessionOptions {
   id?: string;
   batchSize?: number;
   maxLayerSets?: number;
+  batchMs?: number;
   /**
    * Session options of the heads (with their backward pass; forward only for Ablation-CAM), over the
    * rest. Default: the same, but with intra-op threads that do not spin: a head runs between two trunk
@@ -78,6 +84,7 @@ export class ModelRuntime {
   private readonly layerSets = new Map<string, Promise<LayerSet>>();
   private readonly classifiers = new Map<string, Promise<LinearHead>>();
   readonly batchSize: number;
+  readonly batchMs: number;
 
   private constructor(
     readonly model: OnnxModel,
@@ -86,6 +93,7 @@ export class ModelRuntime {
     private readonly options: RuntimeOptions,
   ) {
     this.batchSize = Math.max(1, options.batchSize ?? ENGINE_DEFAULTS.batchSize);
+    this.batchMs = options.batchMs ?? ENGINE_DEFAULTS.batchMs;
   }
 
   /** Loads `<dir>/model.onnx` (or a .onnx file) with its manifest, probes shapes and finds the layers. */

@@ -47,6 +47,11 @@ export interface AppOptions {
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:", "connect-src 'self'",
+  "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+].join('; ');
+
 /**
  * The application. `pool` may still be loading (a promise): meanwhile /healthz answers, /readyz and
  * the model routes answer 503.
@@ -95,9 +100,14 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
       // Called when the request starts (nothing known yet) and again when its answer is sent.
       const l = (res as Response).locals ?? {};
       const route = l.route ?? (res.writableFinished ? 'unmatched' : undefined);
-      return { ...(route ? { route } : {}), ...(l.model ? { model: l.model } : {}), ...(l.camMethod ? { cam_method: l.camMethod } : {}) };
+      return {
+        ...(route ? { route } : {}), ...(l.model ? { model: l.model } : {}), ...(l.camMethod ? { cam_method: l.camMethod } : {}),
+        ...(l.shed ? { shed_total: l.shed } : {}),
+      };
     },
+    // 4xx (the client's fault) at info; shedding load (503) at warn with the running count; 5xx at error.
     customLogLevel: (_req, res, err) => {
+      if (res.statusCode === 503) return 'warn';
       if (err || res.statusCode >= 500) return 'error';
       const route = (res as Response).locals?.route;
       if (res.statusCode < 400 && (route === '/healthz' || route === '/readyz' || route === '/metrics')) return 'debug';
@@ -108,6 +118,15 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
     },
   }));
+
+  // Security headers on every answer; the page loads its own script, styles and data/blob images only.
+  app.use((_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+    next();
+  });
 
   // Metrics of every answer, labelled by the route template the handler set.
   app.use((req: Request, res: Response, next: NextFunction) => {
@@ -149,28 +168,41 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
   });
 
   // Every failure becomes problem+json; anything unexpected is logged with its stack and answered 500 without it.
+  let shed = 0;
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const id = requestId(req);
-    const answer = (e: CamserveError) => sendProblem(res, e, { requestId: id, retryAfterSeconds: config.retryAfterSeconds });
-    if (err instanceof CamserveError) {
-      if (err.code === 'cancelled' && res.destroyed) {
-        req.log?.info({ model: res.locals.model, cam_method: res.locals.camMethod }, 'client went away; its job was dropped');
-        return;
-      }
-      if (err.code === 'internal') req.log?.error({ err }, 'internal error');
-      answer(err.code === 'internal' ? new CamserveError('internal', `an internal error occurred; it is logged under request id ${id}`) : err);
+    const e = toCamserveError(err);
+    if (e.code === 'cancelled' && (res.destroyed || res.writableEnded)) {
+      req.log?.info({ model: res.locals.model, cam_method: res.locals.camMethod }, 'client went away; its job was dropped');
       return;
     }
-    const e = err as { status?: number; type?: string; message?: string };
-    if (e?.type === 'request.aborted') return;
-    if (e?.type === 'entity.parse.failed' || (e?.status === 400 && e.type)) {
-      answer(new CamserveError('bad-request', `the request cannot be read: ${e.message}`));
-      return;
+    if (e.code === 'internal') {
+      res.err = err instanceof Error ? err : new Error(String(err));
+      req.log?.error({ err }, 'internal error');
     }
-    req.log?.error({ err }, 'unhandled error');
-    res.err = err as Error;
-    answer(new CamserveError('internal', `an internal error occurred; it is logged under request id ${id}`));
+    if (e.status === 503) {
+      res.locals.shed = ++shed;
+      metrics.shed.inc({ reason: e.code });
+    }
+    const answer = e.code === 'internal' ? new CamserveError('internal', `an internal error occurred; it is logged under request id ${id}`) : e;
+    sendProblem(res, answer, { requestId: id, retryAfterSeconds: config.retryAfterSeconds });
   });
 
   return app;
+}
+
+/**
+ * Any error as a CamserveError: ours as they are; the 4xx errors of express and its body parsers (a path
+ * parameter that is not valid percent-encoding, a body that cannot be parsed) as `bad-request`; the rest
+ * `internal`.
+ */
+function toCamserveError(err: unknown): CamserveError {
+  if (err instanceof CamserveError) return err;
+  const e = err as { status?: unknown; statusCode?: unknown; message?: unknown } | undefined;
+  const status = typeof e?.status === 'number' ? e.status : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return new CamserveError('bad-request', `the request cannot be read: ${typeof e?.message === 'string' ? e.message : 'malformed'}`);
+  }
+  if (err instanceof URIError) return new CamserveError('bad-request', `the request path is not valid percent-encoding: ${err.message}`);
+  return new CamserveError('internal', err instanceof Error ? err.message : String(err));
 }

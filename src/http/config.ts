@@ -28,8 +28,18 @@ export interface ServerConfig {
   defaultModel?: string;
   /** most classes explained by one request (`target` list or `topk`) */
   maxTargets: number;
-  /** on SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway */
+  /** on SIGTERM/SIGINT, how long in-flight requests may take; then running jobs are stopped and answered 503 */
   shutdownTimeoutMs: number;
+  /** the longest deadline a request may ask for with timeout_ms, and the deadline of one that asks for none */
+  maxTimeoutMs: number;
+  /** time allowed to receive a request's headers, and its whole request (headers and body), ms */
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** an upload slower than this (bytes/s, averaged over UPLOAD_RATE_WINDOW_MS) is cut off with 408 */
+  minUploadRate: number;
+  uploadRateWindowMs: number;
+  /** most connections open at once; more are closed at once */
+  maxConnections: number;
   /** seconds in the Retry-After header of a 503 */
   retryAfterSeconds: number;
   /** the web page's folder and the API description served at /openapi.yaml */
@@ -56,8 +66,14 @@ export const DEFAULTS = {
   maxPixels: 40_000_000,
   maxImageSide: 2048,
   maxTargets: 10,
-  shutdownTimeoutMs: 30_000,
+  shutdownTimeoutMs: 7000,
   retryAfterSeconds: 2,
+  maxTimeoutMs: 300_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 120_000,
+  minUploadRate: 4096,
+  uploadRateWindowMs: 5000,
+  maxConnections: 512,
 } as const;
 
 interface EnvVar {
@@ -81,7 +97,13 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'MAX_PIXELS', default: String(DEFAULTS.maxPixels), help: 'largest image (width × height, read from its header before decoding); larger gets 413' },
   { name: 'MAX_IMAGE_SIDE', default: String(DEFAULTS.maxImageSide), help: 'longest side of the returned PNGs; larger images are scaled down before rendering' },
   { name: 'MAX_TARGETS', default: String(DEFAULTS.maxTargets), help: 'most classes one request may explain (target list or topk)' },
-  { name: 'SHUTDOWN_TIMEOUT_MS', default: String(DEFAULTS.shutdownTimeoutMs), help: 'grace period for in-flight requests on SIGTERM / SIGINT' },
+  { name: 'SHUTDOWN_TIMEOUT_MS', default: String(DEFAULTS.shutdownTimeoutMs), help: 'grace period for in-flight requests on SIGTERM / SIGINT; then running jobs are stopped (within ~1 s) and answered 503, so the process ends within about this + 2 s (fits docker stop\'s 10 s)' },
+  { name: 'MAX_TIMEOUT_MS', default: String(DEFAULTS.maxTimeoutMs), help: 'longest deadline a request may ask for (timeout_ms), and the deadline of one that asks for none; past it the job is stopped and answered 503 deadline-exceeded' },
+  { name: 'HEADERS_TIMEOUT_MS', default: String(DEFAULTS.headersTimeoutMs), help: 'time to receive a request\'s headers' },
+  { name: 'REQUEST_TIMEOUT_MS', default: String(DEFAULTS.requestTimeoutMs), help: 'time to receive a whole request (headers and upload)' },
+  { name: 'MIN_UPLOAD_RATE', default: String(DEFAULTS.minUploadRate), help: 'bytes/s an upload must keep up (averaged over UPLOAD_RATE_WINDOW_MS); slower gets 408 (0: off)' },
+  { name: 'UPLOAD_RATE_WINDOW_MS', default: String(DEFAULTS.uploadRateWindowMs), help: 'window of the upload rate check' },
+  { name: 'MAX_CONNECTIONS', default: String(DEFAULTS.maxConnections), help: 'most connections open at once; more are closed' },
   { name: 'RETRY_AFTER_SECONDS', default: String(DEFAULTS.retryAfterSeconds), help: 'Retry-After of a 503 answer' },
 ];
 
@@ -129,6 +151,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     defaultModel: env.DEFAULT_MODEL?.trim() || undefined,
     maxTargets: integer(env, 'MAX_TARGETS', 1, 1000) ?? DEFAULTS.maxTargets,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 0) ?? DEFAULTS.shutdownTimeoutMs,
+    maxTimeoutMs: integer(env, 'MAX_TIMEOUT_MS', 1) ?? DEFAULTS.maxTimeoutMs,
+    headersTimeoutMs: integer(env, 'HEADERS_TIMEOUT_MS', 100) ?? DEFAULTS.headersTimeoutMs,
+    requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', 100) ?? DEFAULTS.requestTimeoutMs,
+    minUploadRate: integer(env, 'MIN_UPLOAD_RATE', 0) ?? DEFAULTS.minUploadRate,
+    uploadRateWindowMs: integer(env, 'UPLOAD_RATE_WINDOW_MS', 100) ?? DEFAULTS.uploadRateWindowMs,
+    maxConnections: integer(env, 'MAX_CONNECTIONS', 1) ?? DEFAULTS.maxConnections,
     retryAfterSeconds: integer(env, 'RETRY_AFTER_SECONDS', 1, 3600) ?? DEFAULTS.retryAfterSeconds,
     publicDir: path.join(root, 'public'),
     openapiFile: path.join(root, 'openapi.yaml'),

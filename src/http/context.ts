@@ -2,6 +2,7 @@
 // model, the shutdown state, the render thread; and the small steps every handler starts with.
 import type { Request, Response } from 'express';
 import type { ExplainRequest, ExplainResult, TensorsRequest, TensorsResult } from '../engine/index.js';
+import { isMethodName } from '../cam/index.js';
 import { CamserveError } from '../errors/index.js';
 import type { ModelFacts } from '../inspect/index.js';
 import type { RenderJob } from '../render/index.js';
@@ -12,7 +13,7 @@ import type { Metrics } from './metrics.js';
 /** What the routes need of the inference pool (InferencePool, or a stand-in in tests). */
 export interface ServicePool {
   models(): ModelStatus[];
-  stats(): { workers: number; busy: number; queued: number };
+  stats(): { workers: number; busy: number; queued: number; replaced?: number };
   explain(modelId: string, req: ExplainRequest, opts?: JobOptions): Promise<ExplainResult>;
   tensors(modelId: string, req: TensorsRequest, opts?: JobOptions): Promise<TensorsResult>;
   facts(modelId: string, opts?: JobOptions): Promise<ModelFacts>;
@@ -48,6 +49,30 @@ export function clientGone(res: Response): AbortSignal {
   const ac = new AbortController();
   res.on('close', () => { if (!res.writableFinished) ac.abort(); });
   return ac.signal;
+}
+
+/**
+ * The signal of a request's job: the client leaves, or its deadline (`timeoutMs` after `startedAt`)
+ * passes — then the signal's reason is a TimeoutError, which the pool reports as deadline-exceeded.
+ */
+export function jobSignal(gone: AbortSignal, startedAt: number, timeoutMs: number): AbortSignal {
+  return AbortSignal.any([gone, AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs - (performance.now() - startedAt))))]);
+}
+
+/**
+ * Admission before any work: with every worker busy and the queue full (or the server stopping), the
+ * request is refused with 503 before its body is read or decoded; the connection closes, since the
+ * unread body cannot be skipped cheaply.
+ */
+export function admit(pool: ServicePool, req: Request, res: Response): void {
+  const refused = pool.full?.();
+  if (!refused) return;
+  // Metrics and logs name the model and method when the query string gives valid ones (the body is not read).
+  const { model, method } = req.query as Record<string, unknown>;
+  if (typeof model === 'string' && pool.models().some((m) => m.id === model)) res.locals.model = model;
+  if (typeof method === 'string' && isMethodName(method)) res.locals.camMethod = method;
+  res.setHeader('Connection', 'close');
+  throw refused;
 }
 
 /** The model a request names (a 404 if none such, 422 if it failed to load). */

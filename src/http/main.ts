@@ -27,6 +27,8 @@ try {
 }
 
 const server = running;
+/** Beyond the grace period: stopping jobs (≤ POOL cancel grace, 1 s), flushing their 503s, closing the workers. */
+const FORCE_EXIT_MARGIN_MS = 2500;
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
@@ -36,11 +38,11 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     }
     stopping = true;
     logger.info({ signal }, 'signal received');
-    // The pool waits for running explanations; past the grace period (+ a margin for the pool) exit anyway.
+    // After the grace period running jobs are stopped (within a batch, ~1 s); if anything still hangs, exit anyway.
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs + 10_000);
+    }, config.shutdownTimeoutMs + FORCE_EXIT_MARGIN_MS);
     force.unref();
     server.close().then(() => process.exit(0), (err: unknown) => {
       logger.error({ err }, 'error while shutting down');

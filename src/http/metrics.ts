@@ -3,7 +3,7 @@
 import client from 'prom-client';
 
 export interface PoolGauge {
-  stats(): { workers: number; busy: number; queued: number };
+  stats(): { workers: number; busy: number; queued: number; replaced?: number };
 }
 
 export interface Metrics {
@@ -12,6 +12,8 @@ export interface Metrics {
   duration: client.Histogram<'route' | 'http_method' | 'cam_method' | 'model'>;
   inference: client.Histogram<'cam_method' | 'model'>;
   queueWait: client.Histogram<'model'>;
+  /** requests refused with 503 (overloaded, shutting down, deadline exceeded, not ready) */
+  shed: client.Counter<'reason'>;
 }
 
 /** `pool` is read at scrape time (it may not exist yet while models load). */
@@ -45,12 +47,19 @@ export function createMetrics(pool: () => PoolGauge | undefined): Metrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
     registers: [registry],
   });
-  const gauge = (name: string, help: string, key: 'workers' | 'busy' | 'queued') => new client.Gauge({
+  const shed = new client.Counter({
+    name: 'camserve_shed_total',
+    help: 'Requests answered 503 (load shed), by reason: overloaded, shutting-down, deadline-exceeded, not-ready',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const gauge = (name: string, help: string, key: 'workers' | 'busy' | 'queued' | 'replaced') => new client.Gauge({
     name, help, registers: [registry],
     collect() { this.set(pool()?.stats()[key] ?? 0); },
   });
+  gauge('camserve_workers_replaced', 'Inference workers replaced since start (failed, exited, or did not stop a cancelled job in time)', 'replaced');
   gauge('camserve_queue_depth', 'Explanations waiting for a worker', 'queued');
   gauge('camserve_workers_busy', 'Inference workers running an explanation', 'busy');
   gauge('camserve_workers', 'Inference workers alive', 'workers');
-  return { registry, requests, duration, inference, queueWait };
+  return { registry, requests, duration, inference, queueWait, shed };
 }

@@ -9,11 +9,56 @@ import { CamserveError, badParameter } from '../errors/index.js';
 /** Request content types accepted as a raw image body (besides multipart/form-data). */
 export const RAW_BODY_TYPES = ['image/*', 'application/octet-stream'];
 
-/** Reads the body into { bytes, fields }, mapping every parser failure to its problem. */
-export async function readUpload(req: Request, res: Response, limit: number): Promise<{ bytes?: Buffer; fields: Record<string, unknown> }> {
-  const run = (mw: express.RequestHandler) => new Promise<void>((resolve, reject) => {
-    void mw(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
+export interface UploadLimits {
+  /** largest upload, bytes */
+  maxUploadBytes: number;
+  /** slowest upload, bytes/s over each window (0: no check) */
+  minUploadRate: number;
+  uploadRateWindowMs: number;
+}
+
+/**
+ * Rejects with 408 `request-timeout` when the body arrives slower than `minRate` bytes/s over a window
+ * (a slow client would otherwise hold its connection for the whole request timeout). `stop()` ends the watch.
+ */
+function uploadRateGuard(req: Request, minRate: number, windowMs: number): { tooSlow: Promise<never>; stop(): void } {
+  let stop = () => undefined as void;
+  const tooSlow = new Promise<never>((_resolve, reject) => {
+    if (minRate <= 0 || req.complete) return;
+    const socket = req.socket;
+    let last = socket.bytesRead;
+    const timer = setInterval(() => {
+      if (req.complete) return stop();
+      const bytes = socket.bytesRead - last;
+      last = socket.bytesRead;
+      if (bytes >= (minRate * windowMs) / 1000) return;
+      stop();
+      reject(new CamserveError('request-timeout', `the upload is too slow: ${Math.round((bytes * 1000) / windowMs)} bytes/s, less than ${minRate} bytes/s`));
+    }, windowMs);
+    timer.unref();
+    stop = () => clearInterval(timer);
   });
+  tooSlow.catch(() => undefined);
+  return { tooSlow, stop: () => stop() };
+}
+
+/** Reads the body into { bytes, fields }, mapping every parser failure to its problem. */
+export async function readUpload(req: Request, res: Response, limits: UploadLimits): Promise<{ bytes?: Buffer; fields: Record<string, unknown> }> {
+  const limit = limits.maxUploadBytes;
+  const guard = uploadRateGuard(req, limits.minUploadRate, limits.uploadRateWindowMs);
+  const run = async (mw: express.RequestHandler) => {
+    try {
+      await Promise.race([guard.tooSlow, new Promise<void>((resolve, reject) => {
+        void mw(req, res, (err?: unknown) => (err ? reject(err) : resolve()));
+      })]);
+    } catch (e) {
+      // Cut off: the answer closes the connection, and the rest of the body is not waited for.
+      if (e instanceof CamserveError && e.code === 'request-timeout') res.setHeader('Connection', 'close');
+      throw e;
+    } finally {
+      guard.stop();
+    }
+  };
   const tooLarge = () => new CamserveError('payload-too-large', `the upload is larger than ${limit} bytes`, { limit_bytes: limit });
   if (req.is('multipart/form-data')) {
     const upload = multer({
@@ -23,6 +68,7 @@ export async function readUpload(req: Request, res: Response, limit: number): Pr
     try {
       await run(upload);
     } catch (e) {
+      if (e instanceof CamserveError) throw e;
       if (e instanceof multer.MulterError) {
         if (e.code === 'LIMIT_FILE_SIZE') throw tooLarge();
         if (e.code === 'LIMIT_FILE_COUNT') throw badParameter('image', 'one file', 'several files', 'send one image per request');
@@ -46,6 +92,7 @@ export async function readUpload(req: Request, res: Response, limit: number): Pr
   try {
     await run(express.raw({ type: () => true, limit }));
   } catch (e) {
+    if (e instanceof CamserveError) throw e;
     const err = e as { type?: string; status?: number; message: string };
     if (err.type === 'entity.too.large') throw tooLarge();
     if (err.type === 'encoding.unsupported') throw new CamserveError('unsupported-media-type', err.message, { allowed: ['identity', 'gzip', 'deflate', 'br'], received: req.headers['content-encoding'] ?? null });

@@ -1,5 +1,7 @@
 // A bounded pool of inference workers: each loads every model; jobs wait in one FIFO queue of fixed size
-// (a full queue is refused at once); a caller that gives up frees its job, queued or running.
+// (a full queue is refused at once). No job can hold a worker for ever: a caller that gives up or runs
+// out of time stops its job at the next checkpoint, a worker that does not stop in time is replaced, and
+// a worker that fails or exits is replaced too.
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -21,7 +23,13 @@ export interface PoolOptions {
   maxQueue: number;
   /** Score-CAM / Ablation-CAM batch size; undefined: the engine's default */
   batchSize?: number;
+  /** a cancelled job that has not stopped after this long gets its worker replaced (ms) */
+  cancelGraceMs?: number;
+  /** a job still running after this long gets its worker replaced, whatever it is doing (ms) */
+  watchdogMs?: number;
 }
+
+export const POOL_DEFAULTS = { cancelGraceMs: 1000, watchdogMs: 15 * 60_000 } as const;
 
 /** What a job asks of a worker: an explanation, or one of the inspection jobs. */
 type Work =
@@ -37,13 +45,34 @@ interface Job {
   reject(e: Error): void;
   signal?: AbortSignal;
   onAbort?: () => void;
+  /** the caller has its answer (result, error or cancellation); a late reply is dropped */
+  settled: boolean;
+  startedAt?: number;
 }
 
-interface Slot { worker: Worker; job?: Job }
+interface Slot {
+  worker: Worker;
+  job?: Job;
+  /** terminated or exited: takes no more jobs */
+  dead: boolean;
+  /** the kill timer of a job told to stop */
+  killTimer?: NodeJS.Timeout;
+}
 
 export interface JobOptions {
-  /** aborting it drops a queued job and stops a running one at its next checkpoint */
+  /**
+   * Aborting it drops a queued job and stops a running one at its next checkpoint. The abort reason
+   * decides the error: a TimeoutError (AbortSignal.timeout) is `deadline-exceeded`, anything else `cancelled`.
+   */
   signal?: AbortSignal;
+}
+
+export interface PoolStats {
+  workers: number;
+  busy: number;
+  queued: number;
+  /** workers replaced since start (failed, exited, or did not stop in time) */
+  replaced: number;
 }
 
 /** Model ids (folder names, sorted) of `dir`'s sub-folders that hold a model.onnx. */
@@ -59,14 +88,29 @@ export async function discoverModels(dir: string): Promise<{ id: string; dir: st
   return found;
 }
 
+/** The error of a job whose signal fired. */
+function abortError(signal: AbortSignal, when: string): CamserveError {
+  const reason = signal.reason as { name?: string } | undefined;
+  if (reason instanceof CamserveError) return reason;
+  if (reason?.name === 'TimeoutError') return new CamserveError('deadline-exceeded', `the request's deadline passed ${when}`);
+  return cancelled(`the request was cancelled ${when}`);
+}
+
 export class InferencePool {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private nextId = 1;
   private closing = false;
   private statuses: ModelStatus[] = [];
+  private replaced = 0;
+  private watchdog?: NodeJS.Timeout;
+  private readonly cancelGraceMs: number;
+  private readonly watchdogMs: number;
 
-  private constructor(private readonly maxQueue: number) {}
+  private constructor(private readonly init: WorkerInit, private readonly opts: PoolOptions) {
+    this.cancelGraceMs = opts.cancelGraceMs ?? POOL_DEFAULTS.cancelGraceMs;
+    this.watchdogMs = opts.watchdogMs ?? POOL_DEFAULTS.watchdogMs;
+  }
 
   static async start(opts: PoolOptions): Promise<InferencePool> {
     const init: WorkerInit = {
@@ -74,51 +118,68 @@ export class InferencePool {
       intraOpThreads: opts.intraOpThreads,
       batchSize: opts.batchSize,
     };
-    const pool = new InferencePool(opts.maxQueue);
-    const statuses = await Promise.all(Array.from({ length: Math.max(1, opts.workers) }, () => pool.spawn(init)));
+    const pool = new InferencePool(init, opts);
+    const statuses = await Promise.all(Array.from({ length: Math.max(1, opts.workers) }, () => pool.spawn()));
     pool.statuses = statuses[0];
+    pool.watchdog = setInterval(() => pool.checkWatchdog(), Math.min(1000, pool.watchdogMs));
+    pool.watchdog.unref();
     return pool;
   }
 
-  private spawn(init: WorkerInit): Promise<ModelStatus[]> {
+  /** Starts a worker; it joins the pool once its models are loaded. */
+  private spawn(): Promise<ModelStatus[]> {
     return new Promise((resolve, reject) => {
-      const worker = spawnWorker('worker', { workerData: init });
-      const slot: Slot = { worker };
+      const worker = spawnWorker('worker', { workerData: this.init });
+      const slot: Slot = { worker, dead: false };
       let ready = false;
       worker.on('message', (msg: WorkerReply) => {
         if (msg.type === 'ready') {
           ready = true;
-          this.slots.push(slot);
+          if (this.closing) {
+            void worker.terminate();
+          } else {
+            this.slots.push(slot);
+            this.dispatch();
+          }
           resolve(msg.statuses);
-          this.dispatch();
           return;
         }
         const job = slot.job;
-        if (!job || job.id !== msg.job) return; // the answer of a job already settled (cancelled)
-        this.finish(slot, job);
-        if (msg.type === 'error') job.reject(fromErrorData(msg.error));
-        else job.resolve(msg.result);
+        if (!job || job.id !== msg.job) return;
+        this.free(slot);
+        if (msg.type === 'error') this.settle(job, fromErrorData(msg.error));
+        else this.settle(job, undefined, msg.result);
         this.dispatch();
       });
       worker.on('error', (e) => {
         if (!ready) reject(e);
-        const job = slot.job;
-        if (job) {
-          this.finish(slot, job);
-          job.reject(new CamserveError('internal', `inference worker failed: ${e.message}`));
-        }
+        else this.retire(slot, new CamserveError('internal', `inference worker failed: ${e.message}`));
       });
       worker.on('exit', () => {
-        const i = this.slots.indexOf(slot);
-        if (i >= 0) this.slots.splice(i, 1);
-        const job = slot.job;
-        if (job) {
-          this.finish(slot, job);
-          job.reject(new CamserveError('internal', 'inference worker exited'));
-        }
         if (!ready) reject(new Error('inference worker exited before it was ready'));
+        else this.retire(slot, new CamserveError('internal', 'inference worker exited'));
       });
     });
+  }
+
+  /**
+   * Takes a slot out of the pool: its job (if any) fails with `why`, the thread is terminated (the
+   * current onnxruntime run, which JavaScript cannot interrupt, ends first) and a new worker is started.
+   */
+  private retire(slot: Slot, why: CamserveError): void {
+    if (slot.dead) return;
+    slot.dead = true;
+    clearTimeout(slot.killTimer);
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    const job = slot.job;
+    slot.job = undefined;
+    if (job) this.settle(job, why);
+    void slot.worker.terminate();
+    if (this.closing) return;
+    this.replaced++;
+    // The replacement loads and warms every model before it takes jobs; meanwhile the others serve.
+    this.spawn().catch(() => undefined);
   }
 
   /** Every model found, sorted by id; broken ones carry their error. */
@@ -126,8 +187,8 @@ export class InferencePool {
     return this.statuses;
   }
 
-  stats(): { workers: number; busy: number; queued: number } {
-    return { workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queue.length };
+  stats(): PoolStats {
+    return { workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queue.length, replaced: this.replaced };
   }
 
   /** Queues an explanation; rejects at once with `overloaded` when the queue is full. */
@@ -148,11 +209,11 @@ export class InferencePool {
     return this.enqueue<ModelFacts>(model, { type: 'facts' }, opts);
   }
 
-  /** Whether a job would be refused now (shutting down, or every worker busy and the queue full). */
+  /** The refusal a new job would get now (shutting down, or every worker busy and the queue full), if any. */
   full(): CamserveError | undefined {
     if (this.closing) return new CamserveError('shutting-down', 'the server is shutting down');
     const idle = this.slots.some((s) => !s.job);
-    if (!idle && this.queue.length >= this.maxQueue) {
+    if (!idle && this.queue.length >= this.opts.maxQueue) {
       return new CamserveError('overloaded', `too many requests are waiting: all ${this.slots.length} workers are busy and ${this.queue.length} requests are waiting`);
     }
     return undefined;
@@ -161,9 +222,9 @@ export class InferencePool {
   private enqueue<T>(model: string, work: Work, opts: JobOptions): Promise<T> {
     const refused = this.full();
     if (refused) return Promise.reject(refused);
-    if (opts.signal?.aborted) return Promise.reject(cancelled('the request was cancelled before it was queued'));
+    if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal, 'before it was queued'));
     return new Promise<T>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, model, work, resolve: resolve as (r: unknown) => void, reject, signal: opts.signal };
+      const job: Job = { id: this.nextId++, model, work, resolve: resolve as (r: unknown) => void, reject, signal: opts.signal, settled: false };
       if (opts.signal) {
         job.onAbort = () => this.abort(job);
         opts.signal.addEventListener('abort', job.onAbort, { once: true });
@@ -173,39 +234,79 @@ export class InferencePool {
     });
   }
 
-  /** A caller gave up: a queued job leaves the queue; a running one is told to stop and its caller freed. */
+  /** Gives the caller its answer, once. */
+  private settle(job: Job, error: Error | undefined, result?: unknown): void {
+    if (job.settled) return;
+    job.settled = true;
+    if (job.signal && job.onAbort) job.signal.removeEventListener('abort', job.onAbort);
+    if (error) job.reject(error);
+    else job.resolve(result);
+  }
+
+  /**
+   * The caller gave up or ran out of time: a queued job leaves the queue; a running one is told to stop at
+   * its next checkpoint, and its worker is replaced if it has not stopped within the grace period. The
+   * caller gets its answer at once either way.
+   */
   private abort(job: Job): void {
     const i = this.queue.indexOf(job);
     if (i >= 0) {
       this.queue.splice(i, 1);
-      job.reject(cancelled('the request was cancelled while it waited'));
+      this.settle(job, abortError(job.signal!, 'while it waited'));
       return;
     }
     const slot = this.slots.find((s) => s.job === job);
+    this.settle(job, abortError(job.signal!, 'while it ran'));
     if (!slot) return;
-    const msg: WorkerRequest = { type: 'cancel', job: job.id };
-    slot.worker.postMessage(msg);
+    this.stop(slot, job);
   }
 
-  /** A job is settled: its slot is free again and its abort listener gone. */
-  private finish(slot: Slot, job: Job): void {
-    if (slot.job === job) slot.job = undefined;
-    if (job.signal && job.onAbort) job.signal.removeEventListener('abort', job.onAbort);
+  /** Tells a running job to stop; replaces its worker if it is still running after the grace period. */
+  private stop(slot: Slot, job: Job): void {
+    try {
+      const msg: WorkerRequest = { type: 'cancel', job: job.id };
+      slot.worker.postMessage(msg);
+    } catch {
+      // a worker that cannot take a message is replaced below
+    }
+    clearTimeout(slot.killTimer);
+    slot.killTimer = setTimeout(() => {
+      if (slot.job === job) this.retire(slot, cancelled('the job did not stop in time'));
+    }, this.cancelGraceMs);
+    slot.killTimer.unref();
+  }
+
+  /** A slot's job is done (answered by its worker): the slot takes the next one. */
+  private free(slot: Slot): void {
+    slot.job = undefined;
+    clearTimeout(slot.killTimer);
+  }
+
+  /** Replaces a worker whose job has run past the watchdog's limit, whatever it is doing. */
+  private checkWatchdog(): void {
+    const now = Date.now();
+    for (const slot of [...this.slots]) {
+      const job = slot.job;
+      if (job?.startedAt !== undefined && now - job.startedAt > this.watchdogMs) {
+        this.retire(slot, new CamserveError('internal', `the job ran longer than ${this.watchdogMs} ms; its worker was replaced`));
+      }
+    }
   }
 
   private dispatch(): void {
     for (const slot of this.slots) {
-      if (slot.job) continue;
+      if (slot.job || slot.dead) continue;
       const job = this.queue.shift();
       if (!job) return;
       slot.job = job;
+      job.startedAt = Date.now();
       try {
         this.post(slot, job);
       } catch (e) {
         // A message that cannot be sent (e.g. a value that cannot be cloned) fails its job, never the
         // process, and leaves the worker free for the next one.
-        this.finish(slot, job);
-        job.reject(new CamserveError('internal', `the job could not be sent to its worker: ${(e as Error).message}`));
+        this.free(slot);
+        this.settle(job, new CamserveError('internal', `the job could not be sent to its worker: ${(e as Error).message}`));
         queueMicrotask(() => this.dispatch());
       }
     }
@@ -227,11 +328,36 @@ export class InferencePool {
     slot.worker.postMessage(msg, [work.req.input.buffer as ArrayBuffer]);
   }
 
+  /** From now on new jobs are refused with `shutting-down`; queued and running ones go on. */
+  beginClose(): void {
+    this.closing = true;
+  }
+
+  /**
+   * Stops every job: queued ones fail at once, running ones are told to stop (their callers get
+   * `shutting-down` at once); resolves when every worker is free again or replaced.
+   */
+  async cancelAll(): Promise<void> {
+    this.closing = true;
+    const stopping = new CamserveError('shutting-down', 'the server is shutting down; the job was stopped');
+    for (const job of this.queue.splice(0)) this.settle(job, stopping);
+    for (const slot of this.slots) {
+      const job = slot.job;
+      if (!job) continue;
+      this.settle(job, stopping);
+      this.stop(slot, job);
+    }
+    while (this.slots.some((s) => s.job)) await new Promise((r) => setTimeout(r, 20));
+  }
+
   /** Refuses new jobs, lets queued and running ones finish, then stops the workers. */
   async close(): Promise<void> {
     this.closing = true;
     while (this.queue.length || this.slots.some((s) => s.job)) await new Promise((r) => setTimeout(r, 20));
-    await Promise.all(this.slots.map((s) => new Promise<void>((resolve) => {
+    clearInterval(this.watchdog);
+    const slots = this.slots.splice(0);
+    await Promise.all(slots.map((s) => new Promise<void>((resolve) => {
+      s.dead = true;
       s.worker.once('exit', () => resolve());
       const msg: WorkerRequest = { type: 'shutdown' };
       s.worker.postMessage(msg);

@@ -46,7 +46,10 @@ export class Renderer {
   }
 
   async close(): Promise<void> {
-    this.failure ??= new CamserveError('shutting-down', 'renderer closed');
+    const closed = new CamserveError('shutting-down', 'the server is shutting down');
+    this.failure ??= closed;
+    for (const p of this.pending.values()) p.reject(closed);
+    this.pending.clear();
     await this.worker.terminate();
   }
 }

@@ -711,9 +711,10 @@ describe('overload, disconnects, latency and shutdown', () => {
     queued.catch(() => undefined);
     await until(() => busy.pool.stats().queued === 1, 5000, 'the second request to queue');
 
-    const refused = await bapi('POST', '/cam', { body: form(starRing) });
+    const refused = await bapi('POST', '/cam?method=gradcam&model=mobilenetv2', { body: form(starRing) });
     problem(refused, 503, 'overloaded');
     assert.equal(refused.header('retry-after'), '3');
+    assert.equal(refused.header('connection'), 'close', 'refused before its body was read');
 
     // The explanation is in a worker; this thread answers health checks at once.
     const latencies: number[] = [];

@@ -60,7 +60,7 @@ test('a missing models folder stops the start with exit code 1', async () => {
 test('SIGTERM: the request in flight is answered, the pool closes, the process exits 0', async () => {
   const models = await makeModelsDir({ fixtures: ['mobilenetv2'] });
   try {
-    const r = run({ MODELS_DIR: models.dir, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', LOG_LEVEL: 'info' });
+    const r = run({ MODELS_DIR: models.dir, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '60000' });
     children.push(r.child);
     await until(() => r.lines.some((l) => l.msg === 'ready'), 60_000, 'the server to be ready');
     const url = r.lines.find((l) => l.msg === 'ready')!.url as string;
@@ -77,6 +77,59 @@ test('SIGTERM: the request in flight is answered, the pool closes, the process e
     assert.ok(msgs.includes('signal received') && msgs.includes('stopped'), msgs.join(' | '));
     assert.ok(msgs.indexOf('stopped') > msgs.lastIndexOf('request completed'), 'stopped after the answer');
     await assert.rejects(fetch(`${url}/healthz`));
+  } finally {
+    await models.cleanup();
+  }
+});
+
+test('SIGTERM with a short grace period: the running job is stopped and its request answered 503 problem+json, never reset', async () => {
+  const models = await makeModelsDir({ fixtures: ['mobilenetv2'] });
+  try {
+    const r = run({ MODELS_DIR: models.dir, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '300' });
+    children.push(r.child);
+    await until(() => r.lines.some((l) => l.msg === 'ready'), 60_000, 'the server to be ready');
+    const url = r.lines.find((l) => l.msg === 'ready')!.url as string;
+    const image = await readFile(path.join(EXAMPLES, 'star-ring.png'));
+    const inflight = fetch(`${url}/cam`, { method: 'POST', body: form(image, { method: 'scorecam', aug_smooth: 'true', output: 'json' }) });
+    await until(async () => /camserve_workers_busy 1/.test(await (await fetch(`${url}/metrics`)).text()), 10_000, 'the explanation to start');
+    const t = performance.now();
+    r.child.kill('SIGTERM');
+    const res = await inflight;
+    assert.equal(res.status, 503);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    assert.ok(res.headers.get('retry-after'));
+    assert.equal((await res.json() as { type: string }).type, 'urn:camserve:problem:shutting-down');
+    assert.equal(await r.exited, 0);
+    assert.ok(performance.now() - t < 300 + 2500, `exited ${(performance.now() - t).toFixed(0)} ms after SIGTERM`);
+  } finally {
+    await models.cleanup();
+  }
+});
+
+test('npm start passes SIGTERM on: node ends within the grace period with its in-flight request answered', { skip: !existsSync(BUILT) && 'dist/ is not built (npm run build)' }, async () => {
+  const models = await makeModelsDir({ fixtures: ['mobilenetv2'] });
+  try {
+    const npm = spawn('npm', ['start', '--silent'], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: false,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, MODELS_DIR: models.dir, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '60000' },
+    });
+    children.push(npm);
+    let out = '';
+    npm.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+    const exited = new Promise<number | null>((resolve) => npm.on('exit', (code) => resolve(code)));
+    await until(() => /"msg":"ready"/.test(out), 60_000, 'the server to be ready');
+    const ready = out.split('\n').map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } }).find((l) => l.msg === 'ready')!;
+    const url = ready.url as string;
+    const nodePid = ready.pid as number;
+    const image = await readFile(path.join(EXAMPLES, 'star-ring.png'));
+    const inflight = fetch(`${url}/cam`, { method: 'POST', body: form(image, { method: 'scorecam', output: 'json' }) });
+    await until(async () => /camserve_workers_busy 1/.test(await (await fetch(`${url}/metrics`)).text()), 10_000, 'the explanation to start');
+    npm.kill('SIGTERM');
+    const res = await inflight;
+    assert.equal(res.status, 200, 'the in-flight request is answered');
+    await exited;
+    await until(() => { try { process.kill(nodePid, 0); return false; } catch { return true; } }, 10_000, 'node to end');
+    assert.match(out, /"msg":"stopped"/, 'node shut down gracefully');
   } finally {
     await models.cleanup();
   }

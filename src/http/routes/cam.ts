@@ -1,10 +1,10 @@
 // POST /cam: reads the upload (multipart field `image` or a raw image body), checks the parameters,
 // decodes and preprocesses the image, queues the explanation on the pool and answers PNG or JSON.
 import type { IRouter, Request, Response } from 'express';
-import { CAM_PARAMETERS, camJson, collectParameters, explainedClasses, parseCamParams, predictions, resolveLayers, scoreFunction, type CamParams } from '../../api/index.js';
+import { CAM_PARAMETERS, camJson, collectParameters, explainedClasses, parseCamParams, predictions, resolveLayers, scoreFunction, timeoutMs, type CamParams } from '../../api/index.js';
 import { toModelInput, topK, type DecodedImage, type ExplainResult, type ModelInfo } from '../../engine/index.js';
 import type { CamMap, RenderJob } from '../../render/index.js';
-import { clientGone, findModel, requirePool, routeLabel, type AppContext } from '../context.js';
+import { admit, clientGone, findModel, jobSignal, requirePool, routeLabel, type AppContext } from '../context.js';
 import { decodeUpload, readUpload } from '../upload.js';
 
 export const CAM_ROUTES: Record<string, string[]> = { '/cam': ['POST'] };
@@ -31,12 +31,14 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     routeLabel(res, '/cam');
     res.setHeader('Cache-Control', 'no-store');
     const pool = requirePool(ctx);
+    admit(pool, req, res);
     // The client may leave at any time: its job is then dropped from the queue, or stopped.
     const gone = clientGone(res);
 
-    const upload = await readUpload(req, res, ctx.config.maxUploadBytes);
+    const upload = await readUpload(req, res, ctx.config);
     const raw = collectParameters('POST /cam', CAM_PARAMETERS, req.query as Record<string, unknown>, upload.fields);
     const params = parseCamParams(raw, req.accepts(['image/png', 'application/json']) === 'application/json');
+    const signal = jobSignal(gone, t0, timeoutMs(raw, ctx.config.maxTimeoutMs));
     res.locals.camMethod = params.method;
     const info = findModel(pool.models(), params.model ?? ctx.defaultModel());
     res.locals.model = info.id;
@@ -56,7 +58,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     const result: ExplainResult = await pool.explain(info.id, {
       input, method: params.method, targets, topk: params.topk, layers,
       eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth,
-    }, { signal: gone });
+    }, { signal });
     const wall = performance.now() - t;
     const inWorker = Object.values(result.timings).reduce((a, b) => a + b, 0);
     Object.assign(timings, result.timings);

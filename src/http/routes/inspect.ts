@@ -8,14 +8,14 @@
 import type { IRouter, Request, Response } from 'express';
 import {
   FEATURE_PARAMETERS, GRAPH_PARAMETERS, HISTOGRAM_PARAMETERS, MAX_LAYERS, collectParameters, finite, histogramJson, list, oneOf,
-  parseGraphOptions, parseGridOptions, parseHistogramParams, predictions, resolveLayers, resolveTargets, scoreFunction, summaryJson,
+  parseGraphOptions, parseGridOptions, parseHistogramParams, predictions, resolveLayers, resolveTargets, scoreFunction, summaryJson, timeoutMs,
   type Params,
 } from '../../api/index.js';
 import { toModelInput, topK, type ModelInfo, type TensorsRequest } from '../../engine/index.js';
 import {
   GRID_DEFAULTS, featureGrid, formatSummary, gradientPanel, graphDot, histogram, histogramPng, renderDot, summarize, type HistogramPanel, type ModelFacts,
 } from '../../inspect/index.js';
-import { clientGone, findModel, requirePool, routeLabel, type AppContext, type ServicePool } from '../context.js';
+import { admit, clientGone, findModel, jobSignal, requirePool, routeLabel, type AppContext, type ServicePool } from '../context.js';
 import { decodeUpload, readUpload } from '../upload.js';
 
 /** Route templates and their methods, for the app's 405 table. */
@@ -51,28 +51,31 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
 
   /** What both image routes start with: the pool, a signal for a client that leaves, the upload and its parameters. */
   const imageRequest = async (req: Request, res: Response, route: string, allowed: readonly string[]) => {
+    const t0 = performance.now();
     routeLabel(res, route);
     res.setHeader('Cache-Control', 'no-store');
     const pool = requirePool(ctx);
+    admit(pool, req, res);
     const gone = clientGone(res);
-    const upload = await readUpload(req, res, ctx.config.maxUploadBytes);
+    const upload = await readUpload(req, res, ctx.config);
     const p = collectParameters(`POST ${route}`, allowed, req.query as Record<string, unknown>, upload.fields);
+    const signal = jobSignal(gone, t0, timeoutMs(p, ctx.config.maxTimeoutMs));
     const info = findModel(pool.models(), p.get('model') ?? ctx.defaultModel(), 'model');
     res.locals.model = info.id;
     const layers = resolveLayers(list(p, 'layer', MAX_LAYERS), info);
     /** The image as the model's input, once every parameter is checked. */
     const input = async () => toModelInput((await decodeUpload(upload.bytes, ctx.config)).rgb, info);
-    return { pool, gone, p, info, layers, input };
+    return { pool, gone, signal, p, info, layers, input };
   };
 
   router.post('/features', async (req: Request, res: Response) => {
-    const { pool, gone, p, info, layers, input } = await imageRequest(req, res, '/features', FEATURE_PARAMETERS);
+    const { pool, gone, signal, p, info, layers, input } = await imageRequest(req, res, '/features', FEATURE_PARAMETERS);
     const preferJson = req.accepts(['image/png', 'application/json']) === 'application/json';
     const output = oneOf(p, 'output', ['png', 'json'] as const, preferJson ? 'json' : 'png');
     const opts = parseGridOptions(p);
     const x = await input();
     if (gone.aborted) return;
-    const t = await pool.tensors(info.id, { input: x, layers }, { signal: gone });
+    const t = await pool.tensors(info.id, { input: x, layers }, { signal });
     const grid = await featureGrid(t.layers.map((l) => ({ layer: l.layer, maps: { C: l.dims[1], h: l.dims[2], w: l.dims[3], data: l.activations } })), opts, output === 'png');
     if (gone.aborted) return;
     if (output === 'png') {
@@ -102,14 +105,14 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
   });
 
   router.post('/histograms', async (req: Request, res: Response) => {
-    const { pool, gone, p, info, layers, input } = await imageRequest(req, res, '/histograms', HISTOGRAM_PARAMETERS);
+    const { pool, gone, signal, p, info, layers, input } = await imageRequest(req, res, '/histograms', HISTOGRAM_PARAMETERS);
     const output = oneOf(p, 'output', ['json', 'png'] as const, req.accepts(['application/json', 'image/png']) === 'image/png' ? 'png' : 'json');
     const hp = parseHistogramParams(p);
     const targets = hp.target ? resolveTargets(hp.target, info) : undefined;
     const x = await input();
     if (gone.aborted) return;
     const job: TensorsRequest = !hp.gradients ? { input: x, layers } : targets ? { input: x, layers, targets } : { input: x, layers, topk: 1 };
-    const t = await pool.tensors(info.id, job, { signal: gone });
+    const t = await pool.tensors(info.id, job, { signal });
     if (gone.aborted) return;
     const layerHists = t.layers.map((l) => {
       const per = l.activations.length;
