@@ -48,10 +48,10 @@ async function rejectsWith(c: ErrorCase, ...patterns: RegExp[]) {
   });
 }
 
-test('an op with no rule on the path (Sin) is rejected, naming the op type and the node', async () => {
+test('an op with no rule on the path (Hardmax) is rejected, naming the op type and the node', async () => {
   await rejectsWith(
-    { nodes: [makeNode('Relu', ['x'], ['r']), makeNode('Sin', ['r'], ['s'], {}, 'my_sine'), makeNode('Relu', ['s'], ['y'])] },
-    /\bSin\b/, /"my_sine"/, /no gradient rule/,
+    { nodes: [makeNode('Relu', ['x'], ['r']), makeNode('Hardmax', ['r'], ['s'], {}, 'my_hardmax'), makeNode('Relu', ['s'], ['y'])] },
+    /\bHardmax\b/, /"my_hardmax"/, /no gradient rule/,
   );
 });
 
@@ -159,4 +159,9 @@ test('a target that does not lead to the output is rejected', async () => {
     patch({ nodes: [makeNode('Relu', ['x'], ['y'])], inputs: { x: [1, 2], z: [1, 2] }, targets: ['z'] }),
     (e: unknown) => e instanceof GradientError && /"z"/.test(e.message) && /does not lead/.test(e.message),
   );
+});
+
+test('a model below opset 7 is refused by every rule (legacy broadcasting), naming the node', async () => {
+  // Relu-6 runs in onnxruntime, so the probe succeeds; its gradient would need an opset-7 Mul.
+  await rejectsWith({ nodes: [makeNode('Relu', ['x'], ['y'], {}, 'old_relu')], opset: 6 }, /\bRelu\b/, /"old_relu"/, /opset 6/, /opset 7/);
 });

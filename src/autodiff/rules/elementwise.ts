@@ -1,7 +1,7 @@
 // Vector-Jacobian rules of element-wise ops: activations (dx = dy ⊙ f'(x)) and broadcasting arithmetic
 // (the gradient of a broadcast operand is summed over the axes it was broadcast along).
 import { attrFloat, attrInt, attrString } from '../../onnx/model.js';
-import { reduceToShape, scalar } from '../emit.js';
+import { reduceToShape, scalar, select } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 
 const x0 = (ctx: VjpContext) => ctx.node.input[0];
@@ -14,7 +14,7 @@ function scaled(factor: (ctx: VjpContext) => string): VjpRule {
 
 /** dx = dy where `mask` holds, else 0. */
 function masked(mask: (ctx: VjpContext) => string): VjpRule {
-  return (ctx, [dy]) => [ctx.op('Where', [mask(ctx), dy!, scalar(ctx, 0)])];
+  return (ctx, [dy]) => [select(ctx, mask(ctx), dy!, 0)];
 }
 
 const passThrough: VjpRule = (_ctx, [dy]) => [dy];
@@ -23,9 +23,7 @@ const passThrough: VjpRule = (_ctx, [dy]) => [dy];
 const relu = masked((ctx) => ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]));
 
 /** LeakyRelu: dx = dy ⊙ (x > 0 ? 1 : alpha). */
-const leakyRelu = scaled((ctx) => ctx.op('Where', [
-  ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), scalar(ctx, 1), scalar(ctx, attrFloat(ctx.node, 'alpha', 0.01)),
-]));
+const leakyRelu = scaled((ctx) => select(ctx, ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), 1, attrFloat(ctx.node, 'alpha', 0.01)));
 
 /** Clip: dx = dy where min ≤ x ≤ max (bounds are attributes before opset 11, optional inputs after). */
 const clip: VjpRule = (ctx, [dy]) => {
@@ -46,7 +44,7 @@ const clip: VjpRule = (ctx, [dy]) => {
     const m = ctx.op('Not', [ctx.op('Greater', [x, hi])]);
     mask = mask ? ctx.op('And', [mask, m]) : m;
   }
-  return [mask ? ctx.op('Where', [mask, dy!, scalar(ctx, 0)]) : dy];
+  return [mask ? select(ctx, mask, dy!, 0) : dy];
 };
 
 /** Sigmoid: dx = dy ⊙ y(1 − y). */
@@ -61,15 +59,15 @@ const hardSigmoid: VjpRule = (ctx, [dy]) => {
   const beta = attrFloat(ctx.node, 'beta', 0.5);
   const z = ctx.op('Add', [ctx.op('Mul', [x0(ctx), scalar(ctx, alpha)]), scalar(ctx, beta)]);
   const inside = ctx.op('And', [ctx.op('Greater', [z, scalar(ctx, 0)]), ctx.op('Less', [z, scalar(ctx, 1)])]);
-  return [ctx.op('Where', [inside, ctx.op('Mul', [dy!, scalar(ctx, alpha)]), scalar(ctx, 0)])];
+  return [select(ctx, inside, ctx.op('Mul', [dy!, scalar(ctx, alpha)]), 0)];
 };
 
 /** HardSwish y = x·relu6(x + 3)/6: dx = dy ⊙ (x < −3 ? 0 : x > 3 ? 1 : x/3 + 1/2), as PyTorch. */
 const hardSwish = scaled((ctx) => {
   const x = x0(ctx);
   const mid = ctx.op('Add', [ctx.op('Mul', [x, scalar(ctx, 1 / 3)]), scalar(ctx, 0.5)]);
-  const upper = ctx.op('Where', [ctx.op('Greater', [x, scalar(ctx, 3)]), scalar(ctx, 1), mid]);
-  return ctx.op('Where', [ctx.op('Less', [x, scalar(ctx, -3)]), scalar(ctx, 0), upper]);
+  const upper = select(ctx, ctx.op('Greater', [x, scalar(ctx, 3)]), 1, mid);
+  return select(ctx, ctx.op('Less', [x, scalar(ctx, -3)]), 0, upper);
 });
 
 /** Tanh: dx = dy ⊙ (1 − y²). */
@@ -158,13 +156,13 @@ const softplus = scaled((ctx) => ctx.op('Sigmoid', [x0(ctx)]));
 /** Elu: dx = dy ⊙ (x > 0 ? 1 : y + alpha). */
 const elu = scaled((ctx) => {
   const alpha = attrFloat(ctx.node, 'alpha', 1);
-  return ctx.op('Where', [ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), scalar(ctx, 1), ctx.op('Add', [y0(ctx), scalar(ctx, alpha)])]);
+  return select(ctx, ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), 1, ctx.op('Add', [y0(ctx), scalar(ctx, alpha)]));
 });
 
 /** PRelu with a constant slope (broadcast against x): dx = dy ⊙ (x > 0 ? 1 : slope). */
 const prelu: VjpRule = (ctx, [dy]) => {
   if (ctx.needs(1)) ctx.fail('the slope is on the differentiated path');
-  const f = ctx.op('Where', [ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), scalar(ctx, 1), ctx.node.input[1]]);
+  const f = select(ctx, ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), 1, ctx.node.input[1]);
   return [ctx.op('Mul', [dy!, f])];
 };
 
@@ -222,7 +220,7 @@ function extremum(isMax: boolean): VjpRule {
     return ctx.node.input.map((t, i) => {
       if (!ctx.needs(i)) return undefined;
       const mask = ctx.op('Not', [ctx.op(isMax ? 'Less' : 'Greater', [t, y])]);
-      return reduceToShape(ctx, ctx.op('Where', [mask, dy!, scalar(ctx, 0)]), yd, ctx.shape(t));
+      return reduceToShape(ctx, select(ctx, mask, dy!, 0), yd, ctx.shape(t));
     });
   };
 }
