@@ -1,5 +1,6 @@
 // Vector-Jacobian rules of element-wise ops: activations (dx = dy ⊙ f'(x)) and broadcasting arithmetic
 // (the gradient of a broadcast operand is summed over the axes it was broadcast along).
+import { int } from '../../onnx/builder.js';
 import { attrFloat, attrInt, attrString } from '../../onnx/model.js';
 import { reduceToShape, scalar, select } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
@@ -196,6 +197,51 @@ const gelu = scaled((ctx) => {
   return ctx.op('Add', [cdf, ctx.op('Mul', [x, pdf])]);
 });
 
+/** Selu y = γ·(x > 0 ? x : α(eˣ − 1)): dx = dy ⊙ (x > 0 ? γ : y + γα). */
+const selu = scaled((ctx) => {
+  const alpha = attrFloat(ctx.node, 'alpha', 1.67326319217681884765625);
+  const gamma = attrFloat(ctx.node, 'gamma', 1.05070102214813232421875);
+  return select(ctx, ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), gamma, ctx.op('Add', [y0(ctx), scalar(ctx, gamma * alpha)]));
+});
+
+/** Celu y = max(0, x) + min(0, α(e^(x/α) − 1)): dx = dy ⊙ (x > 0 ? 1 : e^(x/α)). */
+const celu = scaled((ctx) => {
+  const x = x0(ctx);
+  const alpha = attrFloat(ctx.node, 'alpha', 1);
+  return select(ctx, ctx.op('Greater', [x, scalar(ctx, 0)]), 1, ctx.op('Exp', [ctx.op('Mul', [x, scalar(ctx, 1 / alpha)])]));
+});
+
+/** ThresholdedRelu y = x > α ? x : 0: dx = dy where x > α. */
+const thresholdedRelu = masked((ctx) => ctx.op('Greater', [x0(ctx), scalar(ctx, attrFloat(ctx.node, 'alpha', 1))]));
+
+/** Softsign y = x / (1 + |x|): dx = dy / (1 + |x|)². */
+const softsign = scaled((ctx) => {
+  const d = ctx.op('Add', [ctx.op('Abs', [x0(ctx)]), scalar(ctx, 1)]);
+  return ctx.op('Reciprocal', [ctx.op('Mul', [d, d])]);
+});
+
+/** sign(x) as float, from two comparisons (the Sign op only exists since opset 9). */
+function sign(ctx: VjpContext, x: string): string {
+  const pos = ctx.op('Cast', [ctx.op('Greater', [x, scalar(ctx, 0)])], { to: int(1) });
+  const negative = ctx.op('Cast', [ctx.op('Less', [x, scalar(ctx, 0)])], { to: int(1) });
+  return ctx.op('Sub', [pos, negative]);
+}
+
+/** Abs: dx = dy ⊙ sign(x) (0 at x = 0, as PyTorch). */
+const abs = scaled((ctx) => sign(ctx, x0(ctx)));
+
+/** Log: dx = dy / x. */
+const log: VjpRule = (ctx, [dy]) => [ctx.op('Div', [dy!, x0(ctx)])];
+
+/** Sin: dx = dy ⊙ cos(x). */
+const sin = scaled((ctx) => ctx.op('Cos', [x0(ctx)]));
+
+/** Cos: dx = −dy ⊙ sin(x). */
+const cos = scaled((ctx) => ctx.op('Neg', [ctx.op('Sin', [x0(ctx)])]));
+
+/** Piecewise-constant ops (Sign, Floor, Ceil, Round): the gradient is zero wherever it exists. */
+const zero: VjpRule = (ctx, [dy]) => [ctx.op('Mul', [dy!, scalar(ctx, 0)])];
+
 /** Sum (variadic, broadcasting): dX_i = Σ_broadcast dy. */
 const sum: VjpRule = (ctx, [dy]) => {
   const yd = ctx.shape(y0(ctx));
@@ -238,6 +284,18 @@ const where: VjpRule = (ctx, [dy]) => {
 };
 
 export const elementwiseRules: Record<string, VjpRule> = {
+  Selu: selu,
+  Celu: celu,
+  ThresholdedRelu: thresholdedRelu,
+  Softsign: softsign,
+  Abs: abs,
+  Log: log,
+  Sin: sin,
+  Cos: cos,
+  Sign: zero,
+  Floor: zero,
+  Ceil: zero,
+  Round: zero,
   Where: where,
   Reciprocal: reciprocal,
   Softplus: softplus,
