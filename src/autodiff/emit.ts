@@ -104,6 +104,13 @@ export function select(ctx: VjpContext, cond: string, a: string | number, b: str
   return ctx.op('Add', [ctx.op('Mul', [t(a), mask(cond)]), ctx.op('Mul', [t(b), mask(ctx.op('Not', [cond]))])]);
 }
 
+/** sign(x) as float (0 at 0), from two comparisons: the Sign op only exists since opset 9. */
+export function sign(ctx: VjpContext, x: string): string {
+  const positive = ctx.op('Cast', [ctx.op('Greater', [x, scalar(ctx, 0)])], { to: int(1) });
+  const negative = ctx.op('Cast', [ctx.op('Less', [x, scalar(ctx, 0)])], { to: int(1) });
+  return ctx.op('Sub', [positive, negative]);
+}
+
 /** Number of elements of dims. */
 export function count(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);

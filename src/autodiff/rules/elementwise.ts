@@ -1,8 +1,7 @@
 // Vector-Jacobian rules of element-wise ops: activations (dx = dy ⊙ f'(x)) and broadcasting arithmetic
 // (the gradient of a broadcast operand is summed over the axes it was broadcast along).
-import { int } from '../../onnx/builder.js';
 import { attrFloat, attrInt, attrString } from '../../onnx/model.js';
-import { reduceToShape, scalar, select } from '../emit.js';
+import { reduceToShape, scalar, select, sign } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 
 const x0 = (ctx: VjpContext) => ctx.node.input[0];
@@ -219,13 +218,6 @@ const softsign = scaled((ctx) => {
   const d = ctx.op('Add', [ctx.op('Abs', [x0(ctx)]), scalar(ctx, 1)]);
   return ctx.op('Reciprocal', [ctx.op('Mul', [d, d])]);
 });
-
-/** sign(x) as float, from two comparisons (the Sign op only exists since opset 9). */
-function sign(ctx: VjpContext, x: string): string {
-  const pos = ctx.op('Cast', [ctx.op('Greater', [x, scalar(ctx, 0)])], { to: int(1) });
-  const negative = ctx.op('Cast', [ctx.op('Less', [x, scalar(ctx, 0)])], { to: int(1) });
-  return ctx.op('Sub', [pos, negative]);
-}
 
 /** Abs: dx = dy ⊙ sign(x) (0 at x = 0, as PyTorch). */
 const abs = scaled((ctx) => sign(ctx, x0(ctx)));

@@ -1,7 +1,8 @@
-// Vector-Jacobian rules of reductions and normalisations: ReduceSum/ReduceMean (broadcast back),
-// Softmax (y ⊙ (dy − Σ dy ⊙ y)) and LayerNormalization.
+// Vector-Jacobian rules of reductions and normalisations: Reduce* (broadcast back, times ∂y/∂x), Softmax
+// (y ⊙ (dy − Σ dy ⊙ y)), LayerNormalization and InstanceNormalization.
+import { int } from '../../onnx/builder.js';
 import { attrFloat, attrInt, attrInts } from '../../onnx/model.js';
-import { expandTo, normAxis, reduceMean, reduceSum, scalar, unsqueeze } from '../emit.js';
+import { expandTo, normAxis, reduceMean, reduceSum, scalar, sign, unsqueeze } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 
 /** Axes a Reduce* node reduces over (attribute before opset 13/18, input after), normalised. */
@@ -18,6 +19,55 @@ function reduceAxes(ctx: VjpContext, inputSince: number, rank: number): number[]
   if (norm.includes(0)) ctx.fail('reduction over the batch axis');
   return norm;
 }
+
+/**
+ * A reduction whose gradient is dx = dy ⊙ factor(x, y), with y and dy given back their reduced axes (as
+ * size 1, keepdims = 0 undone) so that they broadcast against x. An empty axes list with
+ * noop_with_empty_axes reduces nothing, and onnxruntime still applies the element-wise part (x², |x|,
+ * log x ...): the same formulas cover it.
+ */
+function reduceWith(factor: (ctx: VjpContext, x: string, y: string, axes: number[]) => string, reducedFactor = false): VjpRule {
+  return (ctx, [dy]) => {
+    const x = ctx.node.input[0];
+    const xd = ctx.shape(x);
+    const axes = reduceAxes(ctx, 18, xd.length);
+    const keep = attrInt(ctx.node, 'keepdims', 1) === 1;
+    const y = keep ? ctx.node.output[0] : unsqueeze(ctx, ctx.node.output[0], axes);
+    const g = keep ? dy! : unsqueeze(ctx, dy!, axes);
+    const dx = ctx.op('Mul', [g, factor(ctx, x, y, axes)]);
+    // A factor with the reduced shape (it does not depend on x) is broadcast back over the reduced axes.
+    return [reducedFactor ? expandTo(ctx, dx, xd) : dx];
+  };
+}
+
+/**
+ * ReduceMax / ReduceMin: the gradient goes to the extremal elements, shared equally between ties (as
+ * PyTorch's amax/amin). An element not below the maximum (not above the minimum) is equal to it.
+ */
+function reduceExtremum(isMax: boolean): VjpRule {
+  return reduceWith((ctx, x, y, axes) => {
+    const hit = ctx.op('Cast', [ctx.op('Not', [ctx.op(isMax ? 'Less' : 'Greater', [x, y])])], { to: int(1) });
+    return ctx.op('Div', [hit, reduceSum(ctx, hit, axes, true)]);
+  });
+}
+
+/** ReduceL1 y = Σ|x|: dx = dy ⊙ sign(x). */
+const reduceL1 = reduceWith((ctx, x) => sign(ctx, x));
+
+/** ReduceL2 y = √Σx²: dx = dy ⊙ x / y, and 0 where y = 0 (all x = 0 there: x / (y + 1) is 0). */
+const reduceL2 = reduceWith((ctx, x, y) => {
+  const zero = ctx.op('Cast', [ctx.op('Not', [ctx.op('Greater', [y, scalar(ctx, 0)])])], { to: int(1) });
+  return ctx.op('Div', [x, ctx.op('Add', [y, zero])]);
+});
+
+/** ReduceSumSquare y = Σx²: dx = 2·dy ⊙ x. */
+const reduceSumSquare = reduceWith((ctx, x) => ctx.op('Mul', [x, scalar(ctx, 2)]));
+
+/** ReduceLogSumExp y = log Σeˣ: dx = dy ⊙ e^(x − y) (the softmax over the reduced axes). */
+const reduceLogSumExp = reduceWith((ctx, x, y) => ctx.op('Exp', [ctx.op('Sub', [x, y])]));
+
+/** ReduceLogSum y = log Σx: dx = dy / Σx = dy ⊙ e^(−y), the same for every reduced element. */
+const reduceLogSum = reduceWith((ctx, _x, y) => ctx.op('Exp', [ctx.op('Neg', [y])]), true);
 
 function reduceBack(inputSince: number, mean: boolean): VjpRule {
   return (ctx, [dy]) => {
@@ -56,9 +106,22 @@ const logSoftmax: VjpRule = (ctx, [dy]) => {
 };
 
 /**
- * LayerNormalization over axes [axis, rank): with x̂ = (x − μ)/σ and ĝ = dy ⊙ scale,
+ * The gradient of a normalisation over `axes` (x̂ = (x − μ)/σ, σ = √(var + ε)) given ĝ = dy ⊙ scale:
  * dx = (ĝ − mean(ĝ) − x̂ ⊙ mean(ĝ ⊙ x̂)) / σ.
  */
+function normalisationGrad(ctx: VjpContext, x: string, ghat: string, axes: number[], eps: number): string {
+  const mu = reduceMean(ctx, x, axes, true);
+  const xc = ctx.op('Sub', [x, mu]);
+  const variance = reduceMean(ctx, ctx.op('Mul', [xc, xc]), axes, true);
+  const invStd = ctx.op('Reciprocal', [ctx.op('Sqrt', [ctx.op('Add', [variance, scalar(ctx, eps)])])]);
+  const xhat = ctx.op('Mul', [xc, invStd]);
+  const m1 = reduceMean(ctx, ghat, axes, true);
+  const m2 = reduceMean(ctx, ctx.op('Mul', [ghat, xhat]), axes, true);
+  const inner = ctx.op('Sub', [ctx.op('Sub', [ghat, m1]), ctx.op('Mul', [xhat, m2])]);
+  return ctx.op('Mul', [inner, invStd]);
+}
+
+/** LayerNormalization over axes [axis, rank), scale broadcast over the normalised axes. */
 const layerNorm: VjpRule = (ctx, [dy]) => {
   if (ctx.needs(1) || ctx.needs(2)) ctx.fail('the scale or bias is on the differentiated path');
   const [x, scale] = ctx.node.input;
@@ -66,17 +129,18 @@ const layerNorm: VjpRule = (ctx, [dy]) => {
   const axis = normAxis(attrInt(ctx.node, 'axis', -1), rank);
   if (axis === 0) ctx.fail('normalisation over the batch axis');
   const axes = Array.from({ length: rank - axis }, (_, i) => axis + i);
-  const eps = attrFloat(ctx.node, 'epsilon', 1e-5);
-  const mu = reduceMean(ctx, x, axes, true);
-  const xc = ctx.op('Sub', [x, mu]);
-  const variance = reduceMean(ctx, ctx.op('Mul', [xc, xc]), axes, true);
-  const invStd = ctx.op('Reciprocal', [ctx.op('Sqrt', [ctx.op('Add', [variance, scalar(ctx, eps)])])]);
-  const xhat = ctx.op('Mul', [xc, invStd]);
-  const ghat = ctx.op('Mul', [dy!, scale]);
-  const m1 = reduceMean(ctx, ghat, axes, true);
-  const m2 = reduceMean(ctx, ctx.op('Mul', [ghat, xhat]), axes, true);
-  const inner = ctx.op('Sub', [ctx.op('Sub', [ghat, m1]), ctx.op('Mul', [xhat, m2])]);
-  return [ctx.op('Mul', [inner, invStd])];
+  return [normalisationGrad(ctx, x, ctx.op('Mul', [dy!, scale]), axes, attrFloat(ctx.node, 'epsilon', 1e-5))];
+};
+
+/** InstanceNormalization: per channel over the spatial axes, scale [C] reshaped to [C, 1, ...]. */
+const instanceNorm: VjpRule = (ctx, [dy]) => {
+  if (ctx.needs(1) || ctx.needs(2)) ctx.fail('the scale or bias is on the differentiated path');
+  const [x, scale] = ctx.node.input;
+  const xd = ctx.shape(x);
+  if (xd.length < 3) ctx.fail('instance normalisation needs spatial axes');
+  const axes = Array.from({ length: xd.length - 2 }, (_, i) => 2 + i);
+  const s = ctx.op('Reshape', [scale, ctx.constI([xd[1], ...axes.map(() => 1)])]);
+  return [normalisationGrad(ctx, x, ctx.op('Mul', [dy!, s]), axes, attrFloat(ctx.node, 'epsilon', 1e-5))];
 };
 
 export const reduceRules: Record<string, VjpRule> = {
@@ -85,4 +149,12 @@ export const reduceRules: Record<string, VjpRule> = {
   Softmax: softmax,
   LogSoftmax: logSoftmax,
   LayerNormalization: layerNorm,
+  InstanceNormalization: instanceNorm,
+  ReduceMax: reduceExtremum(true),
+  ReduceMin: reduceExtremum(false),
+  ReduceL1: reduceL1,
+  ReduceL2: reduceL2,
+  ReduceSumSquare: reduceSumSquare,
+  ReduceLogSumExp: reduceLogSumExp,
+  ReduceLogSum: reduceLogSum,
 };
