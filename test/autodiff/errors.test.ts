@@ -165,3 +165,40 @@ test('a model below opset 7 is refused by every rule (legacy broadcasting), nami
   // Relu-6 runs in onnxruntime, so the probe succeeds; its gradient would need an opset-7 Mul.
   await rejectsWith({ nodes: [makeNode('Relu', ['x'], ['y'], {}, 'old_relu')], opset: 6 }, /\bRelu\b/, /"old_relu"/, /opset 6/, /opset 7/);
 });
+
+test('Resize with coordinate_transformation_mode tf_crop_and_resize is refused', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Resize', ['x', 'roi', 's'], ['y'], { mode: str('linear'), coordinate_transformation_mode: str('tf_crop_and_resize') }, 'crop')],
+      initializers: [floatTensor('roi', [8], [0, 0, 0.1, 0.1, 1, 1, 0.9, 0.9]), floatTensor('s', [4], [1, 1, 2, 2])],
+    },
+    /\bResize\b/, /"crop"/, /tf_crop_and_resize/,
+  );
+});
+
+test('Resize with antialias 1 (opset 18) is refused', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Resize', ['x', '', 's'], ['y'], { mode: str('linear'), antialias: int(1) }, 'smooth_down')],
+      initializers: [floatTensor('s', [4], [1, 1, 0.5, 0.5])],
+      opset: 18,
+    },
+    /\bResize\b/, /"smooth_down"/, /antialias/,
+  );
+});
+
+test('Resize with computed (not constant) scales is refused: the coordinate transforms need their exact values', async () => {
+  await rejectsWith(
+    {
+      nodes: [
+        makeNode('Abs', ['s'], ['s_abs']),
+        makeNode('Add', ['s_abs', 'one'], ['scales']),
+        makeNode('Resize', ['x', '', 'scales'], ['y'], {}, 'dyn_scales'),
+      ],
+      inputs: { x: [1, 2, 4, 4], s: [4] },
+      initializers: [floatTensor('one', [], [1])],
+      targets: ['x'],
+    },
+    /\bResize\b/, /"dyn_scales"/, /scales/, /constant/,
+  );
+});

@@ -4,6 +4,7 @@ import { convRules } from './conv.js';
 import { elementwiseRules } from './elementwise.js';
 import { linearRules } from './linear.js';
 import { reduceRules } from './reduce.js';
+import { resizeRules } from './resize.js';
 import { shapeRules } from './shape.js';
 
 /**
@@ -24,6 +25,7 @@ const table: Record<string, VjpRule> = {
   ...linearRules,
   ...shapeRules,
   ...reduceRules,
+  ...resizeRules,
 };
 
 // A prototype-less table, so that an op type such as "constructor" finds no rule.
