@@ -207,3 +207,17 @@ test('Resize with computed (not constant) scales is refused: the coordinate tran
     /\bResize\b/, /"dyn_scales"/, /scales/, /constant/,
   );
 });
+
+test('Einsum with a repeated letter in one term (a diagonal) is refused', async () => {
+  await rejectsWith(
+    { nodes: [makeNode('Einsum', ['x'], ['y'], { equation: str('bcii->bci') }, 'diag')], opset: 12 },
+    /\bEinsum\b/, /"diag"/, /repeats/, /diagonal/,
+  );
+});
+
+test('Einsum that moves the batch letter out of the lead is refused', async () => {
+  await rejectsWith(
+    { nodes: [makeNode('Einsum', ['x'], ['y'], { equation: str('bchw->cbhw') }, 'swap')], opset: 12 },
+    /\bEinsum\b/, /"swap"/, /batch axis/,
+  );
+});
