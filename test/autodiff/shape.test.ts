@@ -1,8 +1,8 @@
 // Finite-difference tests of the data-movement rules (shape.ts): Flatten, Reshape, Squeeze/Unsqueeze,
-// Transpose, Concat, Split, Slice (with positive and negative steps), Pad (constant, edge, reflect, wrap,
-// cropping pads) — in each opset form (attributes vs inputs). A data-movement op
-// alone is linear with 0/1 Jacobian entries, so a constant multiplier [W] (`scaled`) follows it where
-// useful, giving every output element its own weight (a transposed or misplaced gradient then shows).
+// Transpose, Concat, Split, Slice (positive and negative steps), Pad (constant, edge, reflect, wrap,
+// cropping pads), Tile, DepthToSpace, SpaceToDepth — in each opset form (attributes vs inputs). A
+// data-movement op alone is linear with 0/1 Jacobian entries, so a constant multiplier [W] (`scaled`)
+// follows it where useful, giving every output element its own weight (a misplaced gradient then shows).
 import { test } from 'node:test';
 import { float, floatTensor, int, int64Tensor, ints, makeNode, str } from '../../src/onnx/builder.js';
 import type { NodeProto, TensorProto } from '../../src/onnx/proto.js';
@@ -389,4 +389,36 @@ test('Pad with the pads attribute (opset 10)', async () => {
     opset: 10, initializers: [floatTensor('w', [6], uniform(6, 31))],
   });
   assertGradient(r, BOUND);
+});
+
+test('Tile repeats [1, 2, 1, 3] (every copy adds to its source, opset 7)', async () => {
+  assertGradient(await shapeFd([makeNode('Tile', ['x', 'r'], ['y'])], { opset: 7, initializers: [i64('r', [1, 2, 1, 3])] }), BOUND);
+});
+
+test('Tile repeats [1, 1, 2, 1] (opset 13)', async () => {
+  assertGradient(await shapeFd([makeNode('Tile', ['x', 'r'], ['y'])], { opset: 13, initializers: [i64('r', [1, 1, 2, 1])] }), BOUND);
+});
+
+test('Tile of a rank-3 tensor, repeats [1, 3, 2] (opset 13)', async () => {
+  assertGradient(await shapeFd([makeNode('Tile', ['x', 'r'], ['y'])], { xd: [1, 2, 3], opset: 13, initializers: [i64('r', [1, 3, 2])] }), BOUND);
+});
+
+test('DepthToSpace blocksize 2, DCR (the default; opset 7)', async () => {
+  assertGradient(await shapeFd([makeNode('DepthToSpace', ['x'], ['y'], { blocksize: int(2) })], { xd: [1, 8, 2, 3], opset: 7 }), BOUND);
+});
+
+test('DepthToSpace blocksize 2, mode DCR (opset 11)', async () => {
+  assertGradient(await shapeFd([makeNode('DepthToSpace', ['x'], ['y'], { blocksize: int(2), mode: str('DCR') })], { xd: [1, 12, 3, 2], opset: 11 }), BOUND);
+});
+
+test('DepthToSpace blocksize 3, mode CRD (pixel shuffle; opset 13)', async () => {
+  assertGradient(await shapeFd([makeNode('DepthToSpace', ['x'], ['y'], { blocksize: int(3), mode: str('CRD') })], { xd: [1, 18, 2, 2], opset: 13 }), BOUND);
+});
+
+test('SpaceToDepth blocksize 2 (opset 7)', async () => {
+  assertGradient(await shapeFd([makeNode('SpaceToDepth', ['x'], ['y'], { blocksize: int(2) })], { xd: [1, 2, 4, 6], opset: 7 }), BOUND);
+});
+
+test('SpaceToDepth blocksize 3 (opset 13)', async () => {
+  assertGradient(await shapeFd([makeNode('SpaceToDepth', ['x'], ['y'], { blocksize: int(3) })], { xd: [1, 3, 6, 3], opset: 13 }), BOUND);
 });

@@ -1,9 +1,9 @@
-// Vector-Jacobian rules of the ops that only move elements: reshapes (gradient reshaped back),
-// Transpose (inverse permutation), Concat/Split (slice/concatenate), Slice/Pad (pad/slice).
+// Vector-Jacobian rules of the ops that only move or copy elements: reshapes and Transpose, DepthToSpace,
+// SpaceToDepth (undone), Concat/Split, Slice/Pad (each other's inverse), Expand, Tile, Gather (summed back).
 import { int, ints } from '../../onnx/builder.js';
 import { attrInt, attrInts, attrString } from '../../onnx/model.js';
-import { applyAxisMapsT, normAxis, padZeros, reduceToShape, reshapeGrad, slice, unsqueeze, zerosGrad, type AxisMap } from '../emit.js';
-import type { VjpRule } from '../context.js';
+import { applyAxisMapsT, normAxis, padZeros, reduceSum, reduceToShape, reshapeGrad, slice, unsqueeze, zerosGrad, type AxisMap } from '../emit.js';
+import type { VjpContext, VjpRule } from '../context.js';
 
 /** Reshape, Flatten, Squeeze, Unsqueeze: dX = dY reshaped to X's dims (batch axis kept as K). */
 const reshapeBack: VjpRule = (ctx, [dy]) => [reshapeGrad(ctx, dy!, ctx.shape(ctx.node.input[0]))];
@@ -214,7 +214,64 @@ const gather: VjpRule = (ctx, [dy]) => {
   return [ctx.op('Transpose', [moved], { perm: ints(inverse) })];
 };
 
+/**
+ * Tile (repeats input, opset 6+): output index t·d + i along an axis is a copy of x[i], so dX = dY viewed
+ * as [K, r1, d1, r2, d2, ...] and summed over the repeat axes.
+ */
+const tile: VjpRule = (ctx, [dy]) => {
+  const n = ctx.node;
+  if (ctx.needs(1)) ctx.fail('the repeats are on the differentiated path');
+  const xd = ctx.shape(n.input[0]);
+  const repeats = ctx.requireConstant(n.input[1], 'repeats');
+  if (repeats[0] !== 1) ctx.fail('tiling the batch axis');
+  const view: number[] = [-1];
+  const summed: number[] = [];
+  for (let a = 1; a < xd.length; a++) {
+    if (repeats[a] !== 1) {
+      summed.push(view.length);
+      view.push(repeats[a]);
+    }
+    view.push(xd[a]);
+  }
+  if (summed.length === 0) return [dy];
+  return [reduceSum(ctx, ctx.op('Reshape', [dy!, ctx.constI(view)]), summed, false)];
+};
+
+/** dX of an op that is Reshape(X) → Transpose(perm) → Reshape: dY viewed as `view` (the transposed shape without its batch), the inverse permutation, reshaped to X. */
+function unpermute(ctx: VjpContext, dy: string, view: number[], perm: number[], inDims: number[]): string {
+  const inverse = new Array<number>(perm.length);
+  perm.forEach((p, i) => { inverse[p] = i; });
+  const t = ctx.op('Transpose', [ctx.op('Reshape', [dy, ctx.constI([-1, ...view])])], { perm: ints(inverse) });
+  return reshapeGrad(ctx, t, inDims);
+}
+
+/**
+ * DepthToSpace: X [N, C·b², H, W] is viewed as [N, b, b, C, H, W] (DCR) or [N, C, b, b, H, W] (CRD, opset 11),
+ * transposed to [N, C, H, b, W, b] and flattened; the gradient undoes the permutation.
+ */
+const depthToSpace: VjpRule = (ctx, [dy]) => {
+  const xd = ctx.shape(ctx.node.input[0]);
+  if (xd.length !== 4) ctx.fail('only 4-D DepthToSpace is supported');
+  const b = attrInt(ctx.node, 'blocksize', 0);
+  const [, cb, h, w] = xd;
+  const c = cb / (b * b);
+  const crd = attrString(ctx.node, 'mode', 'DCR') === 'CRD';
+  return [unpermute(ctx, dy!, [c, h, b, w, b], crd ? [0, 1, 4, 2, 5, 3] : [0, 3, 4, 1, 5, 2], xd)];
+};
+
+/** SpaceToDepth: X [N, C, H·b, W·b] viewed as [N, C, H, b, W, b], transposed to [N, b, b, C, H, W] and flattened. */
+const spaceToDepth: VjpRule = (ctx, [dy]) => {
+  const xd = ctx.shape(ctx.node.input[0]);
+  if (xd.length !== 4) ctx.fail('only 4-D SpaceToDepth is supported');
+  const b = attrInt(ctx.node, 'blocksize', 0);
+  const [, c, h, w] = xd;
+  return [unpermute(ctx, dy!, [b, b, c, h / b, w / b], [0, 3, 5, 1, 2, 4], xd)];
+};
+
 export const shapeRules: Record<string, VjpRule> = {
+  Tile: tile,
+  DepthToSpace: depthToSpace,
+  SpaceToDepth: spaceToDepth,
   Gather: gather,
   Expand: expand,
   Reshape: reshapeBack,
