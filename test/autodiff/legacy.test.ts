@@ -1,9 +1,9 @@
 // Finite-difference tests of the rules at opsets 7 and 8, where the gradient nodes cannot use Where (9),
-// Expand (8), ConstantOfShape (9) or Mod (10), and of those opsets' attribute forms (Clip min/max, Dropout
-// ratio, BatchNormalization spatial). Opset 6 is refused (see errors.test.ts): onnxruntime has no opset-6
+// Expand (8), ConstantOfShape (9) or Mod (10): activations, pools, a graph of smooth ops and data
+// movement, and those opsets' attribute forms (Clip min/max, Dropout ratio, BatchNormalization spatial). Opset 6 is refused (see errors.test.ts): onnxruntime has no opset-6
 // kernels for Add, Mul, Dropout or BatchNormalization, so such models cannot run at all.
 import { test } from 'node:test';
-import { float, floatTensor, int, ints, makeNode, type AttrValue } from '../../src/onnx/builder.js';
+import { float, floatTensor, int, int64Tensor, ints, makeNode, type AttrValue } from '../../src/onnx/builder.js';
 import type { TensorProto } from '../../src/onnx/proto.js';
 import { awayFromKinks, uniform } from '../helpers/fd.js';
 import { affine, assertGradient, avoid, count, fd } from './harness.js';
@@ -136,3 +136,48 @@ test('Sum and Mean of same-shaped operands (opset 7: no broadcasting yet)', asyn
   });
   assertGradient(r, LINEAR_BOUND);
 });
+
+/**
+ * Smooth ops and data movement in one graph at opsets 7 and 8: Tanh, Softplus, Concat, Gather, Mul, Add,
+ * Sqrt, Reciprocal, Pow, Div, Sub, Exp, ReduceSum (axes attribute), Expand (opset 8 only), Transpose,
+ * Flatten, MatMul and LogSoftmax — each rule's emitters checked at an opset without Where, Expand (7),
+ * ConstantOfShape or Mod.
+ */
+for (const opset of [7, 8]) {
+  test(`smooth ops and data movement in one graph (opset ${opset})`, async () => {
+    const nodes = [
+      makeNode('Tanh', ['x'], ['a']),
+      makeNode('Softplus', ['x'], ['b']),
+      makeNode('Concat', ['a', 'b'], ['c'], { axis: int(1) }),
+      makeNode('Gather', ['c', 'idx'], ['g'], { axis: int(1) }),
+      makeNode('Mul', ['g', 'g'], ['g2']),
+      makeNode('Add', ['g2', 'one'], ['g2p']),
+      makeNode('Sqrt', ['g2p'], ['s']),
+      makeNode('Reciprocal', ['s'], ['r']),
+      makeNode('Pow', ['x', 'two'], ['p']),
+      makeNode('Div', ['p', 's'], ['d']),
+      makeNode('Sub', ['d', 'r'], ['e0']),
+      makeNode('Mul', ['x', 'half'], ['xh']),
+      makeNode('Exp', ['xh'], ['ex']),
+      makeNode('ReduceSum', ['ex'], ['rs'], { axes: ints([3]), keepdims: int(1) }),
+      ...(opset >= 8 ? [makeNode('Expand', ['rs', 'shape'], ['rse'])] : [makeNode('Add', ['rs', 'zeros'], ['rse'])]),
+      makeNode('Add', ['e0', 'rse'], ['e']),
+      makeNode('Transpose', ['e'], ['t'], { perm: ints([0, 1, 3, 2]) }),
+      makeNode('Flatten', ['t'], ['f'], { axis: int(1) }),
+      makeNode('MatMul', ['f', 'w'], ['m']),
+      makeNode('LogSoftmax', ['m'], ['y'], { axis: int(1) }),
+    ];
+    const r = await fd({
+      nodes,
+      inputs: { x: [XD, uniform(N, 200 + opset)] },
+      initializers: [
+        int64Tensor('idx', [3], [0, 4, 2]), floatTensor('one', [], [1]), floatTensor('two', [], [2]), floatTensor('half', [], [0.5]),
+        int64Tensor('shape', [4], XD), floatTensor('zeros', XD, new Float32Array(N)), floatTensor('w', [N, 6], uniform(N * 6, 210, -0.3, 0.3)),
+      ],
+      opset,
+      // Smooth: eps 1e-2, truncation ~eps² of the curvature.
+      eps: 1e-2,
+    });
+    assertGradient(r, 1e-3);
+  });
+}
