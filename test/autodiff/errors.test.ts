@@ -11,7 +11,7 @@ import type { NodeProto, TensorProto } from '../../src/onnx/proto.js';
 import { probeShapes } from '../../src/onnx/session.js';
 import { uniform } from '../helpers/fd.js';
 import { buildModelBytes } from '../helpers/graph.js';
-import { count } from './harness.js';
+import { boolTensor, count } from './harness.js';
 
 interface ErrorCase {
   nodes: NodeProto[];
@@ -219,5 +219,16 @@ test('Einsum that moves the batch letter out of the lead is refused', async () =
   await rejectsWith(
     { nodes: [makeNode('Einsum', ['x'], ['y'], { equation: str('bchw->cbhw') }, 'swap')], opset: 12 },
     /\bEinsum\b/, /"swap"/, /batch axis/,
+  );
+});
+
+test('Dropout with a constant training_mode = true (opset 12) is refused: its mask is random', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Dropout', ['x', 'ratio', 'training'], ['y'], {}, 'live_dropout')],
+      initializers: [floatTensor('ratio', [], [0.5]), boolTensor('training', [], [true])],
+      opset: 12,
+    },
+    /\bDropout\b/, /"live_dropout"/, /training_mode/,
   );
 });

@@ -19,6 +19,16 @@ function masked(mask: (ctx: VjpContext) => string): VjpRule {
 
 const passThrough: VjpRule = (_ctx, [dy]) => [dy];
 
+/**
+ * Dropout: the identity at inference (opsets 7–11 have no training flag). A constant training_mode = true
+ * (opset 12+) makes the output random, so no gradient can be stated.
+ */
+const dropout: VjpRule = (ctx, [dy]) => {
+  const training = ctx.opset >= 12 ? ctx.node.input[2] : undefined;
+  if (training && ctx.constant(training)?.[0]) ctx.fail('training_mode is true: the dropout mask is random');
+  return [dy];
+};
+
 /** Relu: dx = dy where x > 0 (PyTorch's choice at x = 0: zero). */
 const relu = masked((ctx) => ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]));
 
@@ -313,7 +323,7 @@ export const elementwiseRules: Record<string, VjpRule> = {
   Pow: pow,
   Cast: cast,
   Identity: passThrough,
-  Dropout: passThrough,
+  Dropout: dropout,
   Add: add,
   Sub: sub,
   Mul: mul,
