@@ -1,9 +1,9 @@
 // Vector-Jacobian rules of convolution and pooling. Each input gradient is a ConvTranspose: of the
 // conv weight (Conv), of a constant box kernel (AveragePool) or of one-hot kernels that route each
-// output's gradient to the input position its max came from (MaxPool).
+// output's gradient to the input position its max came from (MaxPool); ConvTranspose's is a Conv.
 import { float, int, ints, type AttrValue } from '../../onnx/builder.js';
 import { attrInt, attrInts, attrString } from '../../onnx/model.js';
-import { count, expandTo, scalar, select, unsqueeze } from '../emit.js';
+import { count, expandTo, scalar, select, slice, unsqueeze } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 
 export interface WindowGeometry {
@@ -71,6 +71,57 @@ const conv: VjpRule = (ctx, [dy]) => {
   const geom = windowGeometry(ctx, kernel, xd, yd);
   const group = attrInt(ctx.node, 'group', 1);
   return [ctx.op('ConvTranspose', [dy!, w], transposeAttrs(geom, xd, yd, group))];
+};
+
+/**
+ * ConvTranspose: dX = Conv(dY, W) with the same strides, dilations and groups (the weight [C_in, C_out/g, k...]
+ * is read by Conv as [M = C_in, C_out/g, k...]). Only the start pad matters: Y_j = Σ_i X_i·W[(j + pb − s·i)/d],
+ * so the Conv pads dY by pb at the start and up to the last position any X reaches at the end (cropping
+ * rows beyond it, which output_padding or output_shape add and no X feeds). The start pad is explicit, or,
+ * with output_shape or auto_pad SAME_*, derived from the total trimmed off the full output as the spec
+ * (and onnxruntime) split it: the odd one at the end for SAME_UPPER, at the start otherwise.
+ */
+const convTranspose: VjpRule = (ctx, [dy]) => {
+  if (ctx.needs(1) || ctx.needs(2)) ctx.fail('the weights or bias are on the differentiated path');
+  const n = ctx.node;
+  const [x, w] = n.input;
+  const xd = ctx.shape(x);
+  const yd = ctx.shape(n.output[0]);
+  const wd = ctx.shape(w);
+  const kernel = attrInts(n, 'kernel_shape') ?? wd.slice(2);
+  const rank = kernel.length;
+  const strides = attrInts(n, 'strides') ?? Array<number>(rank).fill(1);
+  const dilations = attrInts(n, 'dilations') ?? Array<number>(rank).fill(1);
+  const outputPadding = attrInts(n, 'output_padding') ?? Array<number>(rank).fill(0);
+  const outputShape = attrInts(n, 'output_shape');
+  const autoPad = attrString(n, 'auto_pad', 'NOTSET');
+  const head = (i: number): number => {
+    if (autoPad === 'VALID') return 0;
+    if ((outputShape && outputShape.length > 0) || autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+      // The padding that trims the full output to the requested size (output_shape, or in·stride for SAME).
+      const full = strides[i] * (xd[2 + i] - 1) + outputPadding[i] + (kernel[i] - 1) * dilations[i] + 1;
+      const total = Math.max(0, full - yd[2 + i]);
+      return autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : total - Math.floor(total / 2);
+    }
+    return (attrInts(n, 'pads') ?? [])[i] ?? 0;
+  };
+  const begin: number[] = [];
+  const end: number[] = [];
+  const crop: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const pb = head(i);
+    // One past the last output position an input element reaches.
+    const reach = strides[i] * (xd[2 + i] - 1) + (kernel[i] - 1) * dilations[i] + 1 - pb;
+    begin.push(pb);
+    end.push(Math.max(0, reach - yd[2 + i]));
+    crop.push(Math.min(reach, yd[2 + i]));
+  }
+  const axes = crop.map((_, i) => 2 + i).filter((a) => crop[a - 2] < yd[a]);
+  const g = axes.length ? slice(ctx, dy!, axes.map(() => 0), axes.map((a) => crop[a - 2]), axes) : dy!;
+  return [ctx.op('Conv', [g, w], {
+    kernel_shape: ints(kernel), strides: ints(strides), dilations: ints(dilations), pads: ints([...begin, ...end]),
+    group: int(attrInt(n, 'group', 1)),
+  })];
 };
 
 /** GlobalAveragePool: dX = dY / (H·W), broadcast over the spatial axes. */
@@ -247,6 +298,7 @@ const batchNorm: VjpRule = (ctx, [dy]) => {
 
 export const convRules: Record<string, VjpRule> = {
   Conv: conv,
+  ConvTranspose: convTranspose,
   GlobalAveragePool: globalAveragePool,
   GlobalMaxPool: globalMaxPool,
   AveragePool: averagePool,
