@@ -1,7 +1,7 @@
 // Finite-difference tests of the reductions and normalisations (reduce.ts): ReduceSum/ReduceMean and
 // ReduceMax/Min/L1/L2/SumSquare/LogSumExp/LogSum in the attribute and input forms of their axes, with
 // keepdims 0 and 1; Softmax in its pre-13 (coerced 2-D) and 13+ (single axis) semantics;
-// LayerNormalization and InstanceNormalization.
+// LayerNormalization, InstanceNormalization and LRN.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { float, floatTensor, int, int64Tensor, ints, makeNode, type AttrValue } from '../../src/onnx/builder.js';
@@ -289,4 +289,22 @@ test('InstanceNormalization on [1, C, L] (1-D), epsilon 1e-3 (opset 13)', async 
 
 test('InstanceNormalization on [1, C, D, H, W] (3-D), epsilon 0.1 (opset 21)', async () => {
   assertGradient(await instanceNormFd([1, 2, 2, 3, 3], 21, 0.1), SMOOTH_BOUND);
+});
+
+async function lrnFd(xd: number[], attrs: Record<string, AttrValue | undefined>, opset: number) {
+  return fd({ nodes: [makeNode('LRN', ['x'], ['y'], attrs)], inputs: { x: [xd, uniform(count(xd), 40 + opset, -2, 2)] }, opset, eps: SMOOTH_EPS });
+}
+
+test('LRN size 5, AlexNet constants alpha 1e-4, beta 0.75, bias 1 (opset 7)', async () => {
+  // alpha 1e-4 makes the cross-channel term tiny; the next tests make it matter.
+  assertGradient(await lrnFd([1, 7, 3, 3], { size: int(5), alpha: float(1e-4), beta: float(0.75), bias: float(1) }, 7), SMOOTH_BOUND);
+});
+
+test('LRN size 3, alpha 0.5, beta 0.75, bias 2 (a strong cross-channel term; opset 13)', async () => {
+  assertGradient(await lrnFd([1, 5, 3, 4], { size: int(3), alpha: float(0.5), beta: float(0.75), bias: float(2) }, 13), SMOOTH_BOUND);
+});
+
+// onnxruntime's LRN kernel only takes odd sizes, so the uneven window of an even size is not tested.
+test('LRN size 5 over 6 channels, alpha 1, beta 0.5, bias 1.5 (windows cut at both ends; opset 13)', async () => {
+  assertGradient(await lrnFd([1, 6, 2, 3], { size: int(5), alpha: float(1), beta: float(0.5), bias: float(1.5) }, 13), SMOOTH_BOUND);
 });

@@ -1,5 +1,5 @@
 // Vector-Jacobian rules of reductions and normalisations: Reduce* (broadcast back, times ∂y/∂x), Softmax
-// (y ⊙ (dy − Σ dy ⊙ y)), LayerNormalization and InstanceNormalization.
+// (y ⊙ (dy − Σ dy ⊙ y)), LayerNormalization, InstanceNormalization and LRN.
 import { int } from '../../onnx/builder.js';
 import { attrFloat, attrInt, attrInts } from '../../onnx/model.js';
 import { expandTo, normAxis, reduceMean, reduceSum, scalar, sign, unsqueeze } from '../emit.js';
@@ -143,6 +143,39 @@ const instanceNorm: VjpRule = (ctx, [dy]) => {
   return [normalisationGrad(ctx, x, ctx.op('Mul', [dy!, s]), axes, attrFloat(ctx.node, 'epsilon', 1e-5))];
 };
 
+/**
+ * LRN across channels: y = x ⊙ s^(−β), s = bias + α/size · Σ_window x², the window of channel c being
+ * [c − ⌊(size−1)/2⌋, c + ⌈(size−1)/2⌉]. With the window sum as a 1×1 Conv by a band matrix B,
+ * dx = dy ⊙ s^(−β) − (2αβ/size) · x ⊙ Bᵀ(dy ⊙ x ⊙ s^(−β−1)).
+ */
+const lrn: VjpRule = (ctx, [dy]) => {
+  const n = ctx.node;
+  const x = n.input[0];
+  const xd = ctx.shape(x);
+  if (xd.length < 3) ctx.fail('LRN needs spatial axes');
+  const c = xd[1];
+  const size = attrInt(n, 'size', 1);
+  const alpha = attrFloat(n, 'alpha', 1e-4);
+  const beta = attrFloat(n, 'beta', 0.75);
+  const bias = attrFloat(n, 'bias', 1);
+  const before = Math.floor((size - 1) / 2);
+  const after = Math.ceil((size - 1) / 2);
+  const band = new Float32Array(c * c);
+  const bandT = new Float32Array(c * c);
+  for (let o = 0; o < c; o++) {
+    for (let i = Math.max(0, o - before); i <= Math.min(c - 1, o + after); i++) {
+      band[o * c + i] = 1;
+      bandT[i * c + o] = 1;
+    }
+  }
+  const windowSum = (t: string, m: Float32Array) => ctx.op('Conv', [t, ctx.constF(m, [c, c, ...xd.slice(2).map(() => 1)])]);
+  const s = ctx.op('Add', [ctx.op('Mul', [windowSum(ctx.op('Mul', [x, x]), band), scalar(ctx, alpha / size)]), scalar(ctx, bias)]);
+  const sPow = ctx.op('Pow', [s, scalar(ctx, -beta)]);
+  const inner = ctx.op('Mul', [ctx.op('Mul', [dy!, x]), ctx.op('Div', [sPow, s])]);
+  const cross = ctx.op('Mul', [ctx.op('Mul', [x, windowSum(inner, bandT)]), scalar(ctx, (2 * alpha * beta) / size)]);
+  return [ctx.op('Sub', [ctx.op('Mul', [dy!, sPow]), cross])];
+};
+
 export const reduceRules: Record<string, VjpRule> = {
   ReduceSum: reduceBack(13, false),
   ReduceMean: reduceBack(18, true),
@@ -150,6 +183,7 @@ export const reduceRules: Record<string, VjpRule> = {
   LogSoftmax: logSoftmax,
   LayerNormalization: layerNorm,
   InstanceNormalization: instanceNorm,
+  LRN: lrn,
   ReduceMax: reduceExtremum(true),
   ReduceMin: reduceExtremum(false),
   ReduceL1: reduceL1,
