@@ -1,5 +1,5 @@
-// Opset-aware emitters shared by the rules: the ops whose signature changed between opsets
-// (axes as attribute or input, split sizes, ...) are written once here.
+// Emitters shared by the rules: ops whose signature or existence changed between opsets (axes as attribute
+// or input, Where/Expand/ConstantOfShape before 9/8/9) written once, and per-axis linear maps (Resize, Pad).
 import { int, ints } from '../onnx/builder.js';
 import type { VjpContext } from './context.js';
 
@@ -141,11 +141,11 @@ export function applyAxisMapsT(ctx: VjpContext, g: string, dims: readonly number
       const t = ctx.constF(transpose2d(m.matrix, m.rows, m.cols), [m.cols, m.rows]);
       if (m.axis === rank - 2) g = ctx.op('MatMul', [t, g]);
       else {
-        const rest = count(cur.slice(m.axis + 1));
-        const folded = ctx.op('Reshape', [g, ctx.constI([-1, m.rows, rest])]);
+        const folded = ctx.op('Reshape', [g, ctx.constI([-1, m.rows, count(cur.slice(m.axis + 1))])]);
         const product = ctx.op('MatMul', [t, folded]);
-        cur[m.axis] = m.cols;
-        g = ctx.op('Reshape', [product, ctx.constI([-1, ...cur.slice(1)])]);
+        const unfolded = [...cur.slice(1)];
+        unfolded[m.axis - 1] = m.cols;
+        g = ctx.op('Reshape', [product, ctx.constI([-1, ...unfolded])]);
       }
     }
     cur[m.axis] = m.cols;

@@ -1,6 +1,5 @@
-// Vector-Jacobian rules of convolution and pooling. Each input gradient is a ConvTranspose: of the
-// conv weight (Conv), of a constant box kernel (AveragePool) or of one-hot kernels that route each
-// output's gradient to the input position its max came from (MaxPool); ConvTranspose's is a Conv.
+// Vector-Jacobian rules of convolution, pooling and batch norm: input gradients are transposed convolutions
+// (of the weight, a box kernel, or one-hot kernels routing each max's gradient); ConvTranspose's is a Conv.
 import { float, int, ints, type AttrValue } from '../../onnx/builder.js';
 import { attrInt, attrInts, attrString } from '../../onnx/model.js';
 import { count, expandTo, scalar, select, slice, unsqueeze } from '../emit.js';
