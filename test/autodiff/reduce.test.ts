@@ -1,7 +1,7 @@
 // Finite-difference tests of the reductions and normalisations (reduce.ts): ReduceSum/ReduceMean and
 // ReduceMax/Min/L1/L2/SumSquare/LogSumExp/LogSum in the attribute and input forms of their axes, with
 // keepdims 0 and 1; Softmax in its pre-13 (coerced 2-D) and 13+ (single axis) semantics;
-// LayerNormalization, InstanceNormalization and LRN.
+// Layer-, Instance- and GroupNormalization, LRN.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { float, floatTensor, int, int64Tensor, ints, makeNode, type AttrValue } from '../../src/onnx/builder.js';
@@ -307,4 +307,27 @@ test('LRN size 3, alpha 0.5, beta 0.75, bias 2 (a strong cross-channel term; ops
 // onnxruntime's LRN kernel only takes odd sizes, so the uneven window of an even size is not tested.
 test('LRN size 5 over 6 channels, alpha 1, beta 0.5, bias 1.5 (windows cut at both ends; opset 13)', async () => {
   assertGradient(await lrnFd([1, 6, 2, 3], { size: int(5), alpha: float(1), beta: float(0.5), bias: float(1.5) }, 13), SMOOTH_BOUND);
+});
+
+async function groupNormFd(xd: number[], groups: number, opset: number, epsilon?: number) {
+  const n = opset >= 21 ? xd[1] : groups;
+  return fd({
+    nodes: [makeNode('GroupNormalization', ['x', 'scale', 'bias'], ['y'], { num_groups: int(groups), epsilon: epsilon !== undefined ? float(epsilon) : undefined })],
+    inputs: { x: [xd, uniform(count(xd), 50 + opset, -2, 2)] },
+    initializers: [floatTensor('scale', [n], uniform(n, 51, 0.5, 1.5)), floatTensor('bias', [n], uniform(n, 52))],
+    opset,
+    eps: SMOOTH_EPS,
+  });
+}
+
+test('GroupNormalization 2 groups of 3 channels, scale per group (opset 18)', async () => {
+  assertGradient(await groupNormFd([1, 6, 3, 2], 2, 18), SMOOTH_BOUND);
+});
+
+test('GroupNormalization 2 groups of 2 channels, scale per channel, epsilon 1e-3 (opset 21)', async () => {
+  assertGradient(await groupNormFd([1, 4, 3, 3], 2, 21, 1e-3), SMOOTH_BOUND);
+});
+
+test('GroupNormalization 1 group on a rank-3 tensor (LayerNorm over C and L, opset 21)', async () => {
+  assertGradient(await groupNormFd([1, 3, 5], 1, 21), SMOOTH_BOUND);
 });

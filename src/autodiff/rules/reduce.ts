@@ -1,8 +1,8 @@
 // Vector-Jacobian rules of reductions and normalisations: Reduce* (broadcast back, times ∂y/∂x), Softmax
-// (y ⊙ (dy − Σ dy ⊙ y)), LayerNormalization, InstanceNormalization and LRN.
+// (y ⊙ (dy − Σ dy ⊙ y)), Layer-, Instance- and GroupNormalization, LRN.
 import { int } from '../../onnx/builder.js';
 import { attrFloat, attrInt, attrInts } from '../../onnx/model.js';
-import { expandTo, normAxis, reduceMean, reduceSum, scalar, sign, unsqueeze } from '../emit.js';
+import { count, expandTo, normAxis, reduceMean, reduceSum, reshapeGrad, scalar, sign, unsqueeze } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 
 /** Axes a Reduce* node reduces over (attribute before opset 13/18, input after), normalised. */
@@ -144,6 +144,28 @@ const instanceNorm: VjpRule = (ctx, [dy]) => {
 };
 
 /**
+ * GroupNormalization (opset 18: scale and bias per group; 21: per channel): x viewed as [1, G, C/G·spatial]
+ * and normalised over the last axis, with ĝ = dy ⊙ scale (per channel) viewed the same way.
+ */
+const groupNorm: VjpRule = (ctx, [dy]) => {
+  if (ctx.needs(1) || ctx.needs(2)) ctx.fail('the scale or bias is on the differentiated path');
+  const [x, scale] = ctx.node.input;
+  const xd = ctx.shape(x);
+  if (xd.length < 3) ctx.fail('group normalisation needs spatial axes');
+  const c = xd[1];
+  const groups = attrInt(ctx.node, 'num_groups', 1);
+  const ones = xd.slice(2).map(() => 1);
+  const perChannel = ctx.opset >= 21
+    ? scale
+    : expandTo(ctx, ctx.op('Reshape', [scale, ctx.constI([groups, 1])]), [groups, c / groups]);
+  const ghat = ctx.op('Mul', [dy!, ctx.op('Reshape', [perChannel, ctx.constI([c, ...ones])])]);
+  const view = [-1, groups, (c / groups) * count(xd.slice(2))];
+  const xg = ctx.op('Reshape', [x, ctx.constI(view)]);
+  const gg = ctx.op('Reshape', [ghat, ctx.constI(view)]);
+  return [reshapeGrad(ctx, normalisationGrad(ctx, xg, gg, [2], attrFloat(ctx.node, 'epsilon', 1e-5)), xd)];
+};
+
+/**
  * LRN across channels: y = x ⊙ s^(−β), s = bias + α/size · Σ_window x², the window of channel c being
  * [c − ⌊(size−1)/2⌋, c + ⌈(size−1)/2⌉]. With the window sum as a 1×1 Conv by a band matrix B,
  * dx = dy ⊙ s^(−β) − (2αβ/size) · x ⊙ Bᵀ(dy ⊙ x ⊙ s^(−β−1)).
@@ -184,6 +206,7 @@ export const reduceRules: Record<string, VjpRule> = {
   LayerNormalization: layerNorm,
   InstanceNormalization: instanceNorm,
   LRN: lrn,
+  GroupNormalization: groupNorm,
   ReduceMax: reduceExtremum(true),
   ReduceMin: reduceExtremum(false),
   ReduceL1: reduceL1,
