@@ -1,7 +1,7 @@
 // Vector-Jacobian rules of resampling (Resize, Upsample): both are linear in x and separable by axis, so
 // dX applies, per resized axis, the transpose of a constant interpolation matrix built from the static shapes.
 import { attr, attrFloat, attrInt, attrInts, attrString } from '../../onnx/model.js';
-import { applyAxisMapsT, count, normAxis, type AxisMap } from '../emit.js';
+import { applyAxisMapsT, count, normAxis, reduceSum, type AxisMap } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 
 type Mode = 'nearest' | 'linear' | 'cubic';
@@ -100,7 +100,19 @@ function isIdentity(m: Float32Array, n: number): boolean {
   return true;
 }
 
-/** dX for a resampling of X (forward dims inDims) to Y (outDims): Mᵀ per axis whose scale is not 1. */
+/** The factor f when the matrix repeats each input f times in a row (integer-factor nearest upsampling), else 0. */
+function repeatFactor(m: Float32Array, rows: number, cols: number): number {
+  const f = rows / cols;
+  if (!Number.isInteger(f) || f < 2) return 0;
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) if (m[r * cols + c] !== (c === Math.floor(r / f) ? 1 : 0)) return 0;
+  return f;
+}
+
+/**
+ * dX for a resampling of X (forward dims inDims) to Y (outDims). Axes that repeat each element f times
+ * (nearest upsampling by an integer factor, the common case) are summed in one Reshape + ReduceSum; the
+ * others apply Mᵀ by MatMul. Axes whose scale is 1 are untouched.
+ */
 function resampleGrad(ctx: VjpContext, dy: string, s: Sampling): string {
   const inDims = ctx.shape(ctx.node.input[0]);
   const outDims = ctx.shape(ctx.node.output[0]);
@@ -108,16 +120,30 @@ function resampleGrad(ctx: VjpContext, dy: string, s: Sampling): string {
   // Same dims everywhere: the kernel copies the input.
   if (inDims.every((d, i) => d === outDims[i])) return dy;
   const maps: AxisMap[] = [];
+  const cur = [...outDims];
+  const view: number[] = [-1];
+  const repeated: number[] = [];
   for (let axis = 0; axis < inDims.length; axis++) {
+    const rows = outDims[axis];
+    const cols = inDims[axis];
     // A scale of exactly 1 maps index i to i (the kernel skips the coordinate transform).
-    if (s.scales[axis] === 1 && inDims[axis] === outDims[axis]) continue;
-    const matrix = axisMatrix(s, s.scales[axis], inDims[axis], outDims[axis]);
-    if (inDims[axis] === outDims[axis] && isIdentity(matrix, inDims[axis])) continue;
-    maps.push({ axis, matrix, rows: outDims[axis], cols: inDims[axis] });
+    const matrix = s.scales[axis] === 1 && rows === cols ? undefined : axisMatrix(s, s.scales[axis], cols, rows);
+    const f = matrix ? repeatFactor(matrix, rows, cols) : 0;
+    if (axis > 0 && f > 0) {
+      view.push(cols);
+      repeated.push(view.length);
+      view.push(f);
+      cur[axis] = cols;
+      continue;
+    }
+    if (axis > 0) view.push(rows);
+    if (matrix && !(rows === cols && isIdentity(matrix, rows))) maps.push({ axis, matrix, rows, cols });
   }
+  let g = dy;
+  if (repeated.length) g = reduceSum(ctx, ctx.op('Reshape', [g, ctx.constI(view)]), repeated, false);
   // The largest reduction first keeps the intermediate gradients small.
   maps.sort((a, b) => a.cols / a.rows - b.cols / b.rows);
-  return applyAxisMapsT(ctx, dy, outDims, maps);
+  return applyAxisMapsT(ctx, g, cur, maps);
 }
 
 function samplingMode(ctx: VjpContext): Mode {
