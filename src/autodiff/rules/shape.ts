@@ -136,8 +136,9 @@ function padSource(mode: string, o: number, inLen: number, begin: number, end: n
 }
 
 /**
- * Pad. Constant mode with non-negative pads: dX = the slice of dY that X occupies. Otherwise (edge,
- * reflect, wrap, or cropping pads) the op is a 0/1 matrix per padded axis and dX = Mᵀ·dY along each.
+ * Pad. Constant mode: dX = the slice of dY that X occupies, zero-padded where negative pads cropped X.
+ * Edge, reflect and wrap copy elements into the pads: the op is a 0/1 matrix per padded axis and
+ * dX = Mᵀ·dY along each (pads are a few elements; the matrices are [out, in] per axis).
  */
 const pad: VjpRule = (ctx, [dy]) => {
   const n = ctx.node;
@@ -157,8 +158,11 @@ const pad: VjpRule = (ctx, [dy]) => {
   if (pads[0] !== 0 || pads[rank] !== 0) ctx.fail('padding the batch axis');
   const padded = Array.from({ length: rank - 1 }, (_, i) => i + 1).filter((a) => pads[a] !== 0 || pads[rank + a] !== 0);
   if (padded.length === 0) return [dy];
-  if (mode === 'constant' && pads.every((p) => p >= 0)) {
-    return [slice(ctx, dy!, padded.map((a) => pads[a]), padded.map((a) => pads[a] + xd[a]), padded)];
+  if (mode === 'constant') {
+    // Positive pads are cut off the gradient; negative ones (a crop) become zeros again.
+    const kept = (a: number) => xd[a] - Math.max(0, -pads[a]) - Math.max(0, -pads[rank + a]);
+    const g = slice(ctx, dy!, padded.map((a) => Math.max(0, pads[a])), padded.map((a) => Math.max(0, pads[a]) + kept(a)), padded);
+    return [padZeros(ctx, g, pads.map((p) => Math.max(0, -p)))];
   }
   const maps: AxisMap[] = padded.map((axis) => {
     const inLen = xd[axis];
