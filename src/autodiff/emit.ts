@@ -1,5 +1,5 @@
-// Opset-aware emitters shared by the rules: the ops whose signature changed between opsets
-// (axes as attribute or input, split sizes, ...) are written once here.
+// Emitters shared by the rules: ops whose signature or existence changed between opsets (axes as attribute
+// or input, Where/Expand/ConstantOfShape before 9/8/9) written once, and per-axis linear maps (Resize, Pad).
 import { int, ints } from '../onnx/index.js';
 import type { VjpContext } from './context.js';
 
@@ -65,16 +65,98 @@ export function reduceMean(ctx: VjpContext, x: string, axes: readonly number[], 
   return ctx.op('ReduceMean', [x], { axes: ints(axes), keepdims: int(keepdims ? 1 : 0) });
 }
 
-/** Zeros shaped like a gradient of a tensor with forward dims `forwardDims`, its K taken from `like`. */
+/**
+ * Zeros shaped like a gradient of a tensor with forward dims `forwardDims`, its K taken from `like`.
+ * ConstantOfShape exists since opset 9; before, a [K, 1, ...] column of zeros (0 · Σ like) is broadcast
+ * against a constant of zeros.
+ */
 export function zerosGrad(ctx: VjpContext, like: string, forwardDims: readonly number[]): string {
+  if (ctx.opset < 9) {
+    const column = ctx.op('Mul', [reduceSum(ctx, ctx.op('Flatten', [like], { axis: int(1) }), [1], true), scalar(ctx, 0)]);
+    const k = ctx.op('Reshape', [column, ctx.constI([-1, ...forwardDims.slice(1).map(() => 1)])]);
+    return ctx.op('Add', [k, ctx.constF(new Float32Array(count(forwardDims)), [1, ...forwardDims.slice(1)])]);
+  }
   const k = slice(ctx, ctx.op('Shape', [like]), [0], [1], [0]);
   const shape = ctx.op('Concat', [k, ctx.constI(forwardDims.slice(1))], { axis: int(0) });
   return ctx.op('ConstantOfShape', [shape]);
 }
 
-/** Broadcast a gradient to forward dims (Expand keeps the gradient's K in axis 0). */
+/**
+ * Broadcast a gradient to forward dims (keeps the gradient's K in axis 0). Expand exists since opset 8;
+ * before, adding a constant of zeros with the forward dims broadcasts the same way.
+ */
 export function expandTo(ctx: VjpContext, g: string, forwardDims: readonly number[]): string {
+  if (ctx.opset < 8) return ctx.op('Add', [g, ctx.constF(new Float32Array(count(forwardDims)), [1, ...forwardDims.slice(1)])]);
   return ctx.op('Expand', [g, ctx.constI([...forwardDims])]);
+}
+
+/**
+ * Where(cond, a, b), numbers standing for float scalars. Where exists since opset 9; before, the same
+ * selection in arithmetic: a·cond + b·¬cond (the operands are finite gradients and factors).
+ */
+export function select(ctx: VjpContext, cond: string, a: string | number, b: string | number): string {
+  const t = (v: string | number) => (typeof v === 'number' ? scalar(ctx, v) : v);
+  if (ctx.opset >= 9) return ctx.op('Where', [cond, t(a), t(b)]);
+  const mask = (c: string) => ctx.op('Cast', [c], { to: int(1) });
+  if (b === 0) return ctx.op('Mul', [t(a), mask(cond)]);
+  if (a === 0) return ctx.op('Mul', [t(b), mask(ctx.op('Not', [cond]))]);
+  if (typeof a === 'number' && typeof b === 'number') return ctx.op('Add', [scalar(ctx, b), ctx.op('Mul', [mask(cond), scalar(ctx, a - b)])]);
+  return ctx.op('Add', [ctx.op('Mul', [t(a), mask(cond)]), ctx.op('Mul', [t(b), mask(ctx.op('Not', [cond]))])]);
+}
+
+/** sign(x) as float (0 at 0), from two comparisons: the Sign op only exists since opset 9. */
+export function sign(ctx: VjpContext, x: string): string {
+  const positive = ctx.op('Cast', [ctx.op('Greater', [x, scalar(ctx, 0)])], { to: int(1) });
+  const negative = ctx.op('Cast', [ctx.op('Less', [x, scalar(ctx, 0)])], { to: int(1) });
+  return ctx.op('Sub', [positive, negative]);
+}
+
+/** Number of elements of dims. */
+export function count(dims: readonly number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
+}
+
+/** A linear map along one axis: forward y = M·x along `axis`, M row-major [rows (output length), cols (input length)]. */
+export interface AxisMap {
+  axis: number;
+  matrix: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+/**
+ * The gradient of a separable linear op (Resize, Pad's reflect/edge/wrap modes): along each mapped axis
+ * dX = Mᵀ·dY, applied one axis at a time with MatMul against constant matrices. `dims` are the forward
+ * dims of the op's output; each step turns the axis' length from `rows` into `cols`. The last axis is
+ * a right product, the one before a left product, and any other axis is folded to [−1, rows, rest] first.
+ */
+export function applyAxisMapsT(ctx: VjpContext, g: string, dims: readonly number[], maps: readonly AxisMap[]): string {
+  const cur = [...dims];
+  const rank = cur.length;
+  for (const m of maps) {
+    if (m.axis === 0) ctx.fail('the batch axis is resampled');
+    const mat = ctx.constF(m.matrix, [m.rows, m.cols]);
+    if (m.axis === rank - 1) g = ctx.op('MatMul', [g, mat]);
+    else {
+      const t = ctx.constF(transpose2d(m.matrix, m.rows, m.cols), [m.cols, m.rows]);
+      if (m.axis === rank - 2) g = ctx.op('MatMul', [t, g]);
+      else {
+        const folded = ctx.op('Reshape', [g, ctx.constI([-1, m.rows, count(cur.slice(m.axis + 1))])]);
+        const product = ctx.op('MatMul', [t, folded]);
+        const unfolded = [...cur.slice(1)];
+        unfolded[m.axis - 1] = m.cols;
+        g = ctx.op('Reshape', [product, ctx.constI([-1, ...unfolded])]);
+      }
+    }
+    cur[m.axis] = m.cols;
+  }
+  return g;
+}
+
+function transpose2d(m: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = m[r * cols + c];
+  return t;
 }
 
 /** A float scalar constant. */

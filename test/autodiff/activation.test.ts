@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { float, floatTensor, int, makeNode, tensorAttr, type AttrValue } from '../../src/onnx/builder.js';
 import { DataType, type NodeProto, type TensorProto } from '../../src/onnx/proto.js';
 import { awayFromKinks, uniform } from '../helpers/fd.js';
-import { affine, assertGradient, avoid, count, fd } from './harness.js';
+import { affine, assertGradient, avoid, boolTensor, count, fd } from './harness.js';
 
 const XD = [1, 3, 4, 5];
 const N = count(XD);
@@ -224,4 +224,12 @@ test('Mul(x, x): one tensor in both inputs of a node gets both contributions (2x
     eps: SMOOTH_EPS,
   });
   assertGradient(r, SMOOTH_BOUND);
+});
+
+test('Dropout with ratio and a constant training_mode = false (opset 12)', async () => {
+  const r = await unaryFd({
+    op: 'Dropout', x: smooth(37), extra: ['ratio', 'training'], opset: 12, eps: SMOOTH_EPS,
+    initializers: [scalarF('ratio', 0.3), boolTensor('training', [], [false])],
+  });
+  assertGradient(r, 1e-4);
 });

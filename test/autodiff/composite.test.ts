@@ -1,8 +1,8 @@
 // Finite-difference tests of small networks: gradient accumulation over fan-out (Sum of contributions),
-// a squeeze-excite block, a ConvNeXt-like block, an attention head, and export patterns that take
-// integer shape computations on the way (x.view(x.size(0), -1)).
+// a squeeze-excite block, a ConvNeXt-like block, attention heads (MatMul, Einsum), an FPN step, YOLOv5's
+// Focus, and export patterns that take integer shape computations on the way (x.view(x.size(0), -1)).
 import { test } from 'node:test';
-import { float, floatTensor, int, int64Tensor, ints, makeNode } from '../../src/onnx/builder.js';
+import { float, floatTensor, int, int64Tensor, ints, makeNode, str } from '../../src/onnx/builder.js';
 import type { NodeProto, TensorProto } from '../../src/onnx/proto.js';
 import { awayFromKinks, uniform } from '../helpers/fd.js';
 import { assertGradient, count, fd } from './harness.js';
@@ -231,6 +231,61 @@ test('Attention scale computed from the shape (Shape → Gather → Cast → Sqr
     ],
     inputs: { x: [[1, T, D], uniform(T * D, 37, -2, 2)] },
     initializers: [w('wq', [D, D], 38, -2, 2), int64Tensor('last', [], [2])],
+    opset: 13,
+    eps: 1e-2,
+  });
+  assertGradient(r, 1e-3);
+});
+
+test('FPN top-down step (Conv stride 2 → Resize nearest ×2 → Add lateral 1×1 Conv → Relu; opset 11 export)', async () => {
+  const x = [1, 2, 4, 4];
+  const r = await fd({
+    nodes: [
+      makeNode('Conv', ['x', 'w_down'], ['top'], { strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }),
+      makeNode('Resize', ['top', 'roi', 'scales'], ['up'], { mode: str('nearest'), coordinate_transformation_mode: str('asymmetric'), nearest_mode: str('floor') }),
+      makeNode('Conv', ['x', 'w_lat'], ['lat']),
+      makeNode('Add', ['up', 'lat'], ['s']),
+      makeNode('Relu', ['s'], ['y']),
+    ],
+    inputs: { x: [x, awayFromKinks(count(x), 60)] },
+    initializers: [w('w_down', [3, 2, 3, 3], 61), w('w_lat', [3, 2, 1, 1], 62), floatTensor('roi', [0], []), floatTensor('scales', [4], [1, 1, 2, 2])],
+    opset: 11,
+    eps: 1e-3,
+  });
+  assertGradient(r, 1e-2);
+});
+
+test('YOLOv5 Focus (four strided Slices → Concat → Conv → SiLU as x·Sigmoid(x); opset 13)', async () => {
+  const x = [1, 2, 4, 6];
+  const nodes: NodeProto[] = [];
+  const initializers: TensorProto[] = [w('w_focus', [3, 8, 1, 1], 70), int64Tensor('axes', [2], [2, 3]), int64Tensor('steps', [2], [2, 2]), int64Tensor('end', [2], [100, 100])];
+  [[0, 0], [1, 0], [0, 1], [1, 1]].forEach(([h, v], i) => {
+    initializers.push(int64Tensor(`start${i}`, [2], [h, v]));
+    nodes.push(makeNode('Slice', ['x', `start${i}`, 'end', 'axes', 'steps'], [`q${i}`]));
+  });
+  nodes.push(
+    makeNode('Concat', ['q0', 'q1', 'q2', 'q3'], ['cat'], { axis: int(1) }),
+    makeNode('Conv', ['cat', 'w_focus'], ['c']),
+    makeNode('Sigmoid', ['c'], ['sg']),
+    makeNode('Mul', ['c', 'sg'], ['y']),
+  );
+  const r = await fd({ nodes, inputs: { x: [x, uniform(count(x), 71, -2, 2)] }, initializers, opset: 13, eps: 1e-2 });
+  assertGradient(r, 1e-3);
+});
+
+test('Attention written with Einsum (scores bhid,bhjd->bhij → Softmax → bhij,bhjd->bhid), q, k, v all from x (opset 13)', async () => {
+  const x = [1, 2, 3, 4];
+  const r = await fd({
+    nodes: [
+      makeNode('Mul', ['x', 'wq'], ['q']),
+      makeNode('Mul', ['x', 'wk'], ['k']),
+      makeNode('Mul', ['x', 'wv'], ['v']),
+      makeNode('Einsum', ['q', 'k'], ['s'], { equation: str('bhid,bhjd->bhij') }),
+      makeNode('Softmax', ['s'], ['a'], { axis: int(-1) }),
+      makeNode('Einsum', ['a', 'v'], ['y'], { equation: str('bhij,bhjd->bhid') }),
+    ],
+    inputs: { x: [x, uniform(count(x), 80)] },
+    initializers: [w('wq', [4], 81), w('wk', [4], 82), w('wv', [4], 83)],
     opset: 13,
     eps: 1e-2,
   });

@@ -1,6 +1,6 @@
 // Finite-difference tests of the Conv rule (dX = ConvTranspose(dY, W)): every geometry that changes the
 // transposed convolution's attributes — strides, explicit and automatic pads, dilations, groups, kernel
-// shapes, and input sizes that leave rows uncovered (output_padding).
+// shapes, and input sizes that leave rows uncovered (output_padding); and of ConvTranspose (dX = Conv(dY, W)).
 import { test } from 'node:test';
 import { floatTensor, int, ints, makeNode, str, type AttrValue } from '../../src/onnx/builder.js';
 import { uniform } from '../helpers/fd.js';
@@ -156,4 +156,73 @@ test('Conv 1-D (kernel 3, stride 2, pads 1)', async () => {
     eps: EPS,
   });
   assertGradient(r, BOUND);
+});
+
+/** ConvTranspose x [1, cin, ...spatial] with weight [cin, cout/group, ...kernel] and a bias. */
+async function convTransposeFd(cin: number, cout: number, spatial: number[], kernel: number[], attrs: Record<string, AttrValue | undefined>, opset = 13, group = 1) {
+  const xd = [1, cin, ...spatial];
+  const wd = [cin, cout / group, ...kernel];
+  return fd({
+    nodes: [makeNode('ConvTranspose', ['x', 'w', 'b'], ['y'], { ...attrs, group: group !== 1 ? int(group) : undefined })],
+    inputs: { x: [xd, uniform(count(xd), 50)] },
+    initializers: [floatTensor('w', wd, uniform(count(wd), 51)), floatTensor('b', [cout], uniform(cout, 52))],
+    opset,
+    eps: EPS,
+  });
+}
+
+test('ConvTranspose 2×2 stride 2 (U-Net upsampling; dX is a Conv with the same weight, opset 7)', async () => {
+  assertGradient(await convTransposeFd(3, 2, [3, 4], [2, 2], { strides: ints([2, 2]) }, 7), BOUND);
+});
+
+test('ConvTranspose 4×4 stride 2 pads 1 (DCGAN, opset 11)', async () => {
+  assertGradient(await convTransposeFd(2, 3, [3, 3], [4, 4], { strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }, 11), BOUND);
+});
+
+test('ConvTranspose 3×3 stride 2 pads 1 output_padding 1 (rows no input reaches, opset 13)', async () => {
+  assertGradient(await convTransposeFd(2, 2, [3, 4], [3, 3], { strides: ints([2, 2]), pads: ints([1, 1, 1, 1]), output_padding: ints([1, 1]) }), BOUND);
+});
+
+test('ConvTranspose 3×3 stride 2, asymmetric pads [0, 1, 2, 0] (opset 13)', async () => {
+  assertGradient(await convTransposeFd(2, 2, [3, 3], [3, 3], { strides: ints([2, 2]), pads: ints([0, 1, 2, 0]) }), BOUND);
+});
+
+test('ConvTranspose 3×3 dilation 2, stride 1, pads 1 (opset 13)', async () => {
+  assertGradient(await convTransposeFd(2, 2, [4, 3], [3, 3], { dilations: ints([2, 2]), pads: ints([1, 1, 1, 1]) }), BOUND);
+});
+
+test('ConvTranspose groups 2 (4 → 6 channels), stride 2 (opset 13)', async () => {
+  assertGradient(await convTransposeFd(4, 6, [3, 3], [2, 3], { strides: ints([2, 1]) }, 13, 2), BOUND);
+});
+
+test('ConvTranspose depthwise (group = channels = 3), 3×3 stride 2 pads 1 (opset 17)', async () => {
+  assertGradient(await convTransposeFd(3, 3, [3, 4], [3, 3], { strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) }, 17, 3), BOUND);
+});
+
+test('ConvTranspose with output_shape 6×8 (pads derived: odd total, the extra at the start; opset 13)', async () => {
+  assertGradient(await convTransposeFd(2, 2, [3, 4], [3, 3], { strides: ints([2, 2]), output_shape: ints([6, 8]) }), BOUND);
+});
+
+test('ConvTranspose with output_shape and auto_pad SAME_UPPER (odd total: the extra at the end; opset 13)', async () => {
+  assertGradient(await convTransposeFd(2, 2, [3, 4], [3, 3], { strides: ints([2, 2]), output_shape: ints([6, 8]), auto_pad: str('SAME_UPPER') }), BOUND);
+});
+
+test('ConvTranspose with output_shape larger than the full output (extra rows only the bias feeds; opset 13)', async () => {
+  assertGradient(await convTransposeFd(2, 2, [3, 3], [2, 2], { strides: ints([2, 2]), output_shape: ints([7, 7]) }), BOUND);
+});
+
+test('ConvTranspose auto_pad SAME_LOWER (output in·stride, the odd pad at the start; opset 13)', async () => {
+  assertGradient(await convTransposeFd(2, 2, [3, 3], [3, 3], { strides: ints([2, 2]), auto_pad: str('SAME_LOWER') }), BOUND);
+});
+
+test('ConvTranspose auto_pad SAME_UPPER (the odd pad at the end; opset 11)', async () => {
+  assertGradient(await convTransposeFd(2, 2, [3, 4], [3, 3], { strides: ints([2, 2]), auto_pad: str('SAME_UPPER') }, 11), BOUND);
+});
+
+test('ConvTranspose 1-D kernel 4 stride 2 pads 1 (opset 13)', async () => {
+  assertGradient(await convTransposeFd(2, 3, [5], [4], { strides: ints([2]), pads: ints([1, 1]) }), BOUND);
+});
+
+test('ConvTranspose 3-D 2×2×2 stride 2 (opset 13)', async () => {
+  assertGradient(await convTransposeFd(2, 2, [2, 3, 2], [2, 2, 2], { strides: ints([2, 2, 2]) }), BOUND);
 });

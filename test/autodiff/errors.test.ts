@@ -11,7 +11,7 @@ import type { NodeProto, TensorProto } from '../../src/onnx/proto.js';
 import { probeShapes } from '../../src/onnx/session.js';
 import { uniform } from '../helpers/fd.js';
 import { buildModelBytes } from '../helpers/graph.js';
-import { count } from './harness.js';
+import { boolTensor, count } from './harness.js';
 
 interface ErrorCase {
   nodes: NodeProto[];
@@ -48,10 +48,10 @@ async function rejectsWith(c: ErrorCase, ...patterns: RegExp[]) {
   });
 }
 
-test('an op with no rule on the path (Sin) is rejected, naming the op type and the node', async () => {
+test('an op with no rule on the path (Hardmax) is rejected, naming the op type and the node', async () => {
   await rejectsWith(
-    { nodes: [makeNode('Relu', ['x'], ['r']), makeNode('Sin', ['r'], ['s'], {}, 'my_sine'), makeNode('Relu', ['s'], ['y'])] },
-    /\bSin\b/, /"my_sine"/, /no gradient rule/,
+    { nodes: [makeNode('Relu', ['x'], ['r']), makeNode('Hardmax', ['r'], ['s'], {}, 'my_hardmax'), makeNode('Relu', ['s'], ['y'])] },
+    /\bHardmax\b/, /"my_hardmax"/, /no gradient rule/,
   );
 });
 
@@ -130,23 +130,28 @@ test('Conv with its weights on the path is rejected', async () => {
   );
 });
 
-test('Slice with steps 2 is rejected as strided', async () => {
+test('Slice with computed (not constant) starts is rejected', async () => {
   await rejectsWith(
     {
-      nodes: [makeNode('Slice', ['x', 's', 'e', 'a', 'st'], ['y'], {}, 'every_other')],
-      initializers: [int64Tensor('s', [1], [0]), int64Tensor('e', [1], [4]), int64Tensor('a', [1], [3]), int64Tensor('st', [1], [2])],
+      nodes: [
+        makeNode('Shape', ['x'], ['shape']),
+        makeNode('Slice', ['shape', 'one', 'two'], ['start']),
+        makeNode('Slice', ['x', 'start', 'e', 'a'], ['y'], {}, 'dyn_slice'),
+      ],
+      initializers: [int64Tensor('one', [1], [3]), int64Tensor('two', [1], [4]), int64Tensor('e', [1], [4]), int64Tensor('a', [1], [3])],
     },
-    /\bSlice\b/, /"every_other"/, /strided/,
+    /\bSlice\b/, /"dyn_slice"/, /starts/, /constant/,
   );
 });
 
-test('Pad in reflect mode is rejected', async () => {
+test('Pad in wrap mode wider than the input is rejected (onnxruntime does not wrap periodically there)', async () => {
   await rejectsWith(
     {
-      nodes: [makeNode('Pad', ['x', 'p'], ['y'], { mode: str('reflect') }, 'mirror')],
-      initializers: [int64Tensor('p', [8], [0, 0, 1, 1, 0, 0, 1, 1])],
+      nodes: [makeNode('Pad', ['x', 'p'], ['y'], { mode: str('wrap') }, 'wide_wrap')],
+      initializers: [int64Tensor('p', [8], [0, 0, 5, 0, 0, 0, 0, 1])],
+      opset: 19,
     },
-    /\bPad\b/, /"mirror"/, /constant/,
+    /\bPad\b/, /"wide_wrap"/, /wrap padding by 5/,
   );
 });
 
@@ -158,5 +163,72 @@ test('a target that does not lead to the output is rejected', async () => {
   await assert.rejects(
     patch({ nodes: [makeNode('Relu', ['x'], ['y'])], inputs: { x: [1, 2], z: [1, 2] }, targets: ['z'] }),
     (e: unknown) => e instanceof GradientError && /"z"/.test(e.message) && /does not lead/.test(e.message),
+  );
+});
+
+test('a model below opset 7 is refused by every rule (legacy broadcasting), naming the node', async () => {
+  // Relu-6 runs in onnxruntime, so the probe succeeds; its gradient would need an opset-7 Mul.
+  await rejectsWith({ nodes: [makeNode('Relu', ['x'], ['y'], {}, 'old_relu')], opset: 6 }, /\bRelu\b/, /"old_relu"/, /opset 6/, /opset 7/);
+});
+
+test('Resize with coordinate_transformation_mode tf_crop_and_resize is refused', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Resize', ['x', 'roi', 's'], ['y'], { mode: str('linear'), coordinate_transformation_mode: str('tf_crop_and_resize') }, 'crop')],
+      initializers: [floatTensor('roi', [8], [0, 0, 0.1, 0.1, 1, 1, 0.9, 0.9]), floatTensor('s', [4], [1, 1, 2, 2])],
+    },
+    /\bResize\b/, /"crop"/, /tf_crop_and_resize/,
+  );
+});
+
+test('Resize with antialias 1 (opset 18) is refused', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Resize', ['x', '', 's'], ['y'], { mode: str('linear'), antialias: int(1) }, 'smooth_down')],
+      initializers: [floatTensor('s', [4], [1, 1, 0.5, 0.5])],
+      opset: 18,
+    },
+    /\bResize\b/, /"smooth_down"/, /antialias/,
+  );
+});
+
+test('Resize with computed (not constant) scales is refused: the coordinate transforms need their exact values', async () => {
+  await rejectsWith(
+    {
+      nodes: [
+        makeNode('Abs', ['s'], ['s_abs']),
+        makeNode('Add', ['s_abs', 'one'], ['scales']),
+        makeNode('Resize', ['x', '', 'scales'], ['y'], {}, 'dyn_scales'),
+      ],
+      inputs: { x: [1, 2, 4, 4], s: [4] },
+      initializers: [floatTensor('one', [], [1])],
+      targets: ['x'],
+    },
+    /\bResize\b/, /"dyn_scales"/, /scales/, /constant/,
+  );
+});
+
+test('Einsum with a repeated letter in one term (a diagonal) is refused', async () => {
+  await rejectsWith(
+    { nodes: [makeNode('Einsum', ['x'], ['y'], { equation: str('bcii->bci') }, 'diag')], opset: 12 },
+    /\bEinsum\b/, /"diag"/, /repeats/, /diagonal/,
+  );
+});
+
+test('Einsum that moves the batch letter out of the lead is refused', async () => {
+  await rejectsWith(
+    { nodes: [makeNode('Einsum', ['x'], ['y'], { equation: str('bchw->cbhw') }, 'swap')], opset: 12 },
+    /\bEinsum\b/, /"swap"/, /batch axis/,
+  );
+});
+
+test('Dropout with a constant training_mode = true (opset 12) is refused: its mask is random', async () => {
+  await rejectsWith(
+    {
+      nodes: [makeNode('Dropout', ['x', 'ratio', 'training'], ['y'], {}, 'live_dropout')],
+      initializers: [floatTensor('ratio', [], [0.5]), boolTensor('training', [], [true])],
+      opset: 12,
+    },
+    /\bDropout\b/, /"live_dropout"/, /training_mode/,
   );
 });

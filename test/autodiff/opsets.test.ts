@@ -1,7 +1,8 @@
-// Two small graphs built in the form each opset requires and checked at opsets 9 to 21, so that every
-// emitter (Slice, Pad, Unsqueeze, ReduceSum, ReduceMean, Mod, Gemm) produces nodes valid at the model's
-// opset: a CNN (Conv → BN → Relu → MaxPool → ReduceMean → Squeeze → Gemm → Softmax) and a data-movement
-// graph (Slice → Pad → Split → SE gate → AveragePool).
+// Two small graphs built in the form each opset requires and checked at opsets 7 to 21, so that every
+// emitter (Slice, Pad, Unsqueeze, ReduceSum, ReduceMean, Mod, Gemm, and Where/Expand/ConstantOfShape with
+// their stand-ins before opsets 9/8/9) produces nodes valid at the model's opset: a CNN (Conv → BN → Relu
+// → MaxPool → ReduceMean → Squeeze → Gemm → Softmax) and a data-movement graph (Slice → Pad → Split →
+// SE gate → AveragePool).
 import { test } from 'node:test';
 import { floatTensor, int, int64Tensor, ints, makeNode } from '../../src/onnx/builder.js';
 import type { NodeProto, TensorProto } from '../../src/onnx/proto.js';
@@ -45,7 +46,7 @@ function cnn(opset: number): { nodes: NodeProto[]; initializers: TensorProto[] }
   };
 }
 
-for (const opset of [9, 11, 12, 13, 17, 18, 21]) {
+for (const opset of [7, 8, 9, 11, 12, 13, 17, 18, 21]) {
   test(`small CNN (Conv, BN, Relu, MaxPool, ReduceMean, Squeeze, Gemm, Softmax) at opset ${opset}`, async () => {
     const { nodes, initializers } = cnn(opset);
     const r = await fd({
@@ -91,7 +92,7 @@ function movement(opset: number): { nodes: NodeProto[]; initializers: TensorProt
   return { nodes, initializers };
 }
 
-for (const opset of [9, 11, 13, 17, 18, 21]) {
+for (const opset of [7, 8, 9, 11, 13, 17, 18, 21]) {
   test(`data movement (Slice, Pad, Split with an unused part, SE gate, AveragePool) at opset ${opset}`, async () => {
     const { nodes, initializers } = movement(opset);
     const xd = [1, 4, 4, 5];

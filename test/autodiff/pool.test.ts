@@ -1,6 +1,7 @@
 // Finite-difference tests of the pooling and normalisation rules of conv.ts: GlobalAveragePool,
-// AveragePool (divisors with and without padding, ceil mode), MaxPool (argmax routing through a one-hot
-// ConvTranspose; inputs with distinct values so no argmax flips under ±eps) and BatchNormalization.
+// AveragePool (divisors with and without padding, ceil mode, dilations; 1-D to 3-D), MaxPool (argmax
+// routing through a one-hot ConvTranspose, 1-D to 3-D; inputs with distinct values so no argmax flips
+// under ±eps) and BatchNormalization.
 import { test } from 'node:test';
 import { float, floatTensor, int, ints, makeNode, type AttrValue } from '../../src/onnx/builder.js';
 import { awayFromKinks, uniform } from '../helpers/fd.js';
@@ -112,6 +113,79 @@ test('MaxPool non-square kernel 2×3, strides [2, 1], pads [0, 1, 0, 1]', async 
 test('MaxPool 3×3 stride 2 pad 1 at opset 9 (no dilations / ceil_mode attributes)', async () => {
   const attrs = { kernel_shape: ints([3, 3]), strides: ints([2, 2]), pads: ints([1, 1, 1, 1]) };
   assertGradient(await poolFd('MaxPool', [1, 2, 7, 7], attrs, 9), MAX_BOUND);
+});
+
+test('MaxPool 1-D kernel 3 stride 2 pads 1 (opset 13)', async () => {
+  const attrs = { kernel_shape: ints([3]), strides: ints([2]), pads: ints([1, 1]) };
+  assertGradient(await poolFd('MaxPool', [1, 3, 9], attrs, 13), MAX_BOUND);
+});
+
+test('MaxPool 1-D kernel 2 dilation 2, ceil_mode 1 (opset 12)', async () => {
+  const attrs = { kernel_shape: ints([2]), dilations: ints([2]), strides: ints([2]), ceil_mode: int(1) };
+  assertGradient(await poolFd('MaxPool', [1, 2, 8], attrs, 12), MAX_BOUND);
+});
+
+test('MaxPool 1-D kernel 2 stride 2 (opset 8: Indices without Mod)', async () => {
+  assertGradient(await poolFd('MaxPool', [1, 2, 8], { kernel_shape: ints([2]), strides: ints([2]) }, 8), MAX_BOUND);
+});
+
+test('MaxPool 3-D 2×2×2 stride 2 (opset 13)', async () => {
+  assertGradient(await poolFd('MaxPool', [1, 2, 4, 4, 4], { kernel_shape: ints([2, 2, 2]), strides: ints([2, 2, 2]) }, 13), MAX_BOUND);
+});
+
+test('MaxPool 3-D 3×2×3, strides [1, 2, 2], pads [1, 0, 1, 1, 0, 1] (opset 11)', async () => {
+  const attrs = { kernel_shape: ints([3, 2, 3]), strides: ints([1, 2, 2]), pads: ints([1, 0, 1, 1, 0, 1]) };
+  assertGradient(await poolFd('MaxPool', [1, 2, 3, 4, 5], attrs, 11), MAX_BOUND);
+});
+
+test('MaxPool 3-D 2×2×2 stride 1 (opset 7: windows compared with the output)', async () => {
+  assertGradient(await poolFd('MaxPool', [1, 2, 3, 4, 3], { kernel_shape: ints([2, 2, 2]) }, 7), MAX_BOUND);
+});
+
+test('MaxPool with storage_order 1 (column-major Indices output, opset 8): the rule re-runs its own MaxPool', async () => {
+  const attrs = { kernel_shape: ints([2, 2]), strides: ints([2, 2]), storage_order: int(1) };
+  assertGradient(await poolFd('MaxPool', [1, 2, 6, 6], attrs, 8), MAX_BOUND);
+});
+
+test('MaxPool 3×3 stride 2 with storage_order 1 and its Indices output present on the node (opset 12)', async () => {
+  const xd = [1, 2, 6, 6];
+  const r = await fd({
+    nodes: [makeNode('MaxPool', ['x'], ['y', 'idx'], { kernel_shape: ints([3, 3]), strides: ints([2, 2]), storage_order: int(1) })],
+    inputs: { x: [xd, awayFromKinks(count(xd), 7)] },
+    opset: 12,
+    eps: MAX_EPS,
+  });
+  assertGradient(r, MAX_BOUND);
+});
+
+test('AveragePool 1-D kernel 3 stride 2 pads 1, count_include_pad 0 (opset 11)', async () => {
+  const attrs = { kernel_shape: ints([3]), strides: ints([2]), pads: ints([1, 1]) };
+  assertGradient(await poolFd('AveragePool', [1, 3, 9], attrs, 11), LINEAR_BOUND);
+});
+
+test('AveragePool 3-D 2×3×2 stride [2, 1, 2], pads on the middle axis (opset 13)', async () => {
+  const attrs = { kernel_shape: ints([2, 3, 2]), strides: ints([2, 1, 2]), pads: ints([0, 1, 0, 0, 1, 0]) };
+  assertGradient(await poolFd('AveragePool', [1, 2, 4, 5, 4], attrs, 13), LINEAR_BOUND);
+});
+
+test('AveragePool 3-D ceil_mode 1, count_include_pad 1 (opset 17)', async () => {
+  const attrs = { kernel_shape: ints([2, 2, 2]), strides: ints([2, 2, 2]), ceil_mode: int(1), count_include_pad: int(1) };
+  assertGradient(await poolFd('AveragePool', [1, 2, 3, 5, 3], attrs, 17), LINEAR_BOUND);
+});
+
+test('AveragePool 2×2 dilation 2 (opset 19)', async () => {
+  const attrs = { kernel_shape: ints([2, 2]), dilations: ints([2, 2]) };
+  assertGradient(await poolFd('AveragePool', [1, 2, 6, 6], attrs, 19), LINEAR_BOUND);
+});
+
+test('AveragePool 3×3 dilation 2 stride 2 pads 2, count_include_pad 0 (border windows divide by their taps, opset 19)', async () => {
+  const attrs = { kernel_shape: ints([3, 3]), dilations: ints([2, 2]), strides: ints([2, 2]), pads: ints([2, 2, 2, 2]) };
+  assertGradient(await poolFd('AveragePool', [1, 2, 7, 7], attrs, 19), LINEAR_BOUND);
+});
+
+test('AveragePool 1-D kernel 3 dilation 2 pads 1, count_include_pad 1 (opset 19)', async () => {
+  const attrs = { kernel_shape: ints([3]), dilations: ints([2]), pads: ints([1, 1]), count_include_pad: int(1) };
+  assertGradient(await poolFd('AveragePool', [1, 2, 9], attrs, 19), LINEAR_BOUND);
 });
 
 /** BatchNormalization in inference mode is affine per channel: eps 1e-2 is exact up to rounding. */

@@ -1,7 +1,8 @@
 // Finite-difference tests of the data-movement rules (shape.ts): Flatten, Reshape, Squeeze/Unsqueeze,
-// Transpose, Concat, Split, Slice, Pad — in each opset form (attributes vs inputs). A data-movement op
-// alone is linear with 0/1 Jacobian entries, so a constant multiplier [W] (`scaled`) follows it where
-// useful, giving every output element its own weight (a transposed or misplaced gradient then shows).
+// Transpose, Concat, Split, Slice (positive and negative steps), Pad (constant, edge, reflect, wrap,
+// cropping pads), Tile, DepthToSpace, SpaceToDepth — in each opset form (attributes vs inputs). A
+// data-movement op alone is linear with 0/1 Jacobian entries, so a constant multiplier [W] (`scaled`)
+// follows it where useful, giving every output element its own weight (a misplaced gradient then shows).
 import { test } from 'node:test';
 import { float, floatTensor, int, int64Tensor, ints, makeNode, str } from '../../src/onnx/builder.js';
 import type { NodeProto, TensorProto } from '../../src/onnx/proto.js';
@@ -276,6 +277,85 @@ test('Slice with starts/ends/axes attributes (opset 9)', async () => {
   assertGradient(r, BOUND);
 });
 
+test('Slice with step 2 (x[:, :, ::2], YOLOv5 Focus style; opset 13)', async () => {
+  assertGradient(await sliceFd({ xd: [1, 3, 6, 5], starts: [0], ends: [INT64_MAX], axes: [2], steps: [2], opset: 13, wDims: [5] }), BOUND);
+});
+
+test('Slice with steps 2 and 3 on two axes, odd starts, the last window short (x[..., 1::2, 1:5:3]; opset 11)', async () => {
+  assertGradient(await sliceFd({ xd: [1, 2, 7, 6], starts: [1, 1], ends: [100, 5], axes: [2, 3], steps: [2, 3], opset: 11, wDims: [2] }), BOUND);
+});
+
+test('Slice with step −1 (a flip, x[..., ::-1]; opset 13)', async () => {
+  assertGradient(await sliceFd({ starts: [-1], ends: [-INT64_MAX], axes: [-1], steps: [-1], opset: 13, wDims: [5] }), BOUND);
+});
+
+test('Slice with step −2 from an inner start (x[:, :, 4:0:-2]; opset 10)', async () => {
+  assertGradient(await sliceFd({ xd: [1, 2, 6, 3], starts: [4], ends: [0], axes: [2], steps: [-2], opset: 10, wDims: [3] }), BOUND);
+});
+
+test('Slice with step −3 on channels and 2 on width, no axes list for the rest (opset 18)', async () => {
+  assertGradient(await sliceFd({ xd: [1, 7, 3, 5], starts: [6, 0], ends: [-100, 5], axes: [1, 3], steps: [-3, 2], opset: 18, wDims: [3] }), BOUND);
+});
+
+test('Slice with step −1 on the batch axis of size 1 and 2 on the last (opset 13)', async () => {
+  assertGradient(await sliceFd({ starts: [0, 1], ends: [-INT64_MAX, 5n], axes: [0, 3], steps: [-1, 2], opset: 13, wDims: [2] }), BOUND);
+});
+
+async function padModeFd(mode: string, pads: number[], opset: number, xd = XD, axes?: number[]) {
+  const inputs = ['x'];
+  const initializers = [];
+  const attrs = { mode: str(mode), pads: opset < 11 ? ints(pads) : undefined };
+  if (opset >= 11) {
+    inputs.push('pads');
+    initializers.push(i64('pads', pads));
+    if (axes) {
+      inputs.push('', 'axes');
+      initializers.push(i64('axes', axes));
+    }
+  }
+  return shapeFd([makeNode('Pad', inputs, ['y'], attrs)], { xd, initializers, opset, seed: 40 });
+}
+
+test('Pad reflect, pads attribute (opset 2 form, model at opset 10)', async () => {
+  assertGradient(await padModeFd('reflect', [0, 0, 1, 2, 0, 0, 2, 1], 10), BOUND);
+});
+
+test('Pad reflect with the pads input, up to size − 1 on one side (opset 11)', async () => {
+  assertGradient(await padModeFd('reflect', [0, 0, 3, 0, 0, 0, 1, 4], 11), BOUND);
+});
+
+test('Pad reflect on the channel axis (opset 13)', async () => {
+  assertGradient(await padModeFd('reflect', [0, 2, 0, 0, 0, 1, 0, 0], 13), BOUND);
+});
+
+test('Pad edge, pads attribute (opset 7)', async () => {
+  assertGradient(await padModeFd('edge', [0, 0, 2, 1, 0, 0, 1, 3], 7), BOUND);
+});
+
+test('Pad edge wider than the input (replicates the border many times, opset 13)', async () => {
+  assertGradient(await padModeFd('edge', [0, 0, 6, 0, 0, 0, 0, 7], 13, [1, 2, 3, 4]), BOUND);
+});
+
+test('Pad edge with the axes input [−1] (opset 18)', async () => {
+  assertGradient(await padModeFd('edge', [2, 1], 18, XD, [-1]), BOUND);
+});
+
+test('Pad reflect with a negative (cropping) pad on the other side (crop first, then reflect; opset 13)', async () => {
+  assertGradient(await padModeFd('reflect', [0, 0, 2, -1, 0, 0, -1, 2], 13), BOUND);
+});
+
+test('Pad constant with negative pads (a crop on one side; opset 11)', async () => {
+  assertGradient(await padModeFd('constant', [0, 0, -1, 2, 0, 0, 1, -2], 11), BOUND);
+});
+
+test('Pad wrap (opset 19)', async () => {
+  assertGradient(await padModeFd('wrap', [0, 0, 2, 1, 0, 0, 1, 3], 19), BOUND);
+});
+
+test('Pad wrap with the axes input [2] (opset 21)', async () => {
+  assertGradient(await padModeFd('wrap', [3, 2], 21, XD, [2]), BOUND);
+});
+
 test('Pad constant mode with the pads input and a constant value (opset 11)', async () => {
   const r = await shapeFd([makeNode('Pad', ['x', 'pads', 'v'], ['p'], { mode: str('constant') }), makeNode('Mul', ['p', 'w'], ['y'])], {
     opset: 11, initializers: [i64('pads', [0, 0, 1, 2, 0, 0, 2, 1]), floatTensor('v', [], [0.5]), floatTensor('w', [8], uniform(8, 27))],
@@ -309,4 +389,36 @@ test('Pad with the pads attribute (opset 10)', async () => {
     opset: 10, initializers: [floatTensor('w', [6], uniform(6, 31))],
   });
   assertGradient(r, BOUND);
+});
+
+test('Tile repeats [1, 2, 1, 3] (every copy adds to its source, opset 7)', async () => {
+  assertGradient(await shapeFd([makeNode('Tile', ['x', 'r'], ['y'])], { opset: 7, initializers: [i64('r', [1, 2, 1, 3])] }), BOUND);
+});
+
+test('Tile repeats [1, 1, 2, 1] (opset 13)', async () => {
+  assertGradient(await shapeFd([makeNode('Tile', ['x', 'r'], ['y'])], { opset: 13, initializers: [i64('r', [1, 1, 2, 1])] }), BOUND);
+});
+
+test('Tile of a rank-3 tensor, repeats [1, 3, 2] (opset 13)', async () => {
+  assertGradient(await shapeFd([makeNode('Tile', ['x', 'r'], ['y'])], { xd: [1, 2, 3], opset: 13, initializers: [i64('r', [1, 3, 2])] }), BOUND);
+});
+
+test('DepthToSpace blocksize 2, DCR (the default; opset 7)', async () => {
+  assertGradient(await shapeFd([makeNode('DepthToSpace', ['x'], ['y'], { blocksize: int(2) })], { xd: [1, 8, 2, 3], opset: 7 }), BOUND);
+});
+
+test('DepthToSpace blocksize 2, mode DCR (opset 11)', async () => {
+  assertGradient(await shapeFd([makeNode('DepthToSpace', ['x'], ['y'], { blocksize: int(2), mode: str('DCR') })], { xd: [1, 12, 3, 2], opset: 11 }), BOUND);
+});
+
+test('DepthToSpace blocksize 3, mode CRD (pixel shuffle; opset 13)', async () => {
+  assertGradient(await shapeFd([makeNode('DepthToSpace', ['x'], ['y'], { blocksize: int(3), mode: str('CRD') })], { xd: [1, 18, 2, 2], opset: 13 }), BOUND);
+});
+
+test('SpaceToDepth blocksize 2 (opset 7)', async () => {
+  assertGradient(await shapeFd([makeNode('SpaceToDepth', ['x'], ['y'], { blocksize: int(2) })], { xd: [1, 2, 4, 6], opset: 7 }), BOUND);
+});
+
+test('SpaceToDepth blocksize 3 (opset 13)', async () => {
+  assertGradient(await shapeFd([makeNode('SpaceToDepth', ['x'], ['y'], { blocksize: int(3) })], { xd: [1, 3, 6, 3], opset: 13 }), BOUND);
 });

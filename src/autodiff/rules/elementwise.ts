@@ -1,7 +1,7 @@
 // Vector-Jacobian rules of element-wise ops: activations (dx = dy ⊙ f'(x)) and broadcasting arithmetic
 // (the gradient of a broadcast operand is summed over the axes it was broadcast along).
 import { attrFloat, attrInt, attrString } from '../../onnx/index.js';
-import { reduceToShape, scalar } from '../emit.js';
+import { reduceToShape, scalar, select, sign } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 
 const x0 = (ctx: VjpContext) => ctx.node.input[0];
@@ -14,18 +14,26 @@ function scaled(factor: (ctx: VjpContext) => string): VjpRule {
 
 /** dx = dy where `mask` holds, else 0. */
 function masked(mask: (ctx: VjpContext) => string): VjpRule {
-  return (ctx, [dy]) => [ctx.op('Where', [mask(ctx), dy!, scalar(ctx, 0)])];
+  return (ctx, [dy]) => [select(ctx, mask(ctx), dy!, 0)];
 }
 
 const passThrough: VjpRule = (_ctx, [dy]) => [dy];
+
+/**
+ * Dropout: the identity at inference (opsets 7–11 have no training flag). A constant training_mode = true
+ * (opset 12+) makes the output random, so no gradient can be stated.
+ */
+const dropout: VjpRule = (ctx, [dy]) => {
+  const training = ctx.opset >= 12 ? ctx.node.input[2] : undefined;
+  if (training && ctx.constant(training)?.[0]) ctx.fail('training_mode is true: the dropout mask is random');
+  return [dy];
+};
 
 /** Relu: dx = dy where x > 0 (PyTorch's choice at x = 0: zero). */
 const relu = masked((ctx) => ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]));
 
 /** LeakyRelu: dx = dy ⊙ (x > 0 ? 1 : alpha). */
-const leakyRelu = scaled((ctx) => ctx.op('Where', [
-  ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), scalar(ctx, 1), scalar(ctx, attrFloat(ctx.node, 'alpha', 0.01)),
-]));
+const leakyRelu = scaled((ctx) => select(ctx, ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), 1, attrFloat(ctx.node, 'alpha', 0.01)));
 
 /** Clip: dx = dy where min ≤ x ≤ max (bounds are attributes before opset 11, optional inputs after). */
 const clip: VjpRule = (ctx, [dy]) => {
@@ -46,7 +54,7 @@ const clip: VjpRule = (ctx, [dy]) => {
     const m = ctx.op('Not', [ctx.op('Greater', [x, hi])]);
     mask = mask ? ctx.op('And', [mask, m]) : m;
   }
-  return [mask ? ctx.op('Where', [mask, dy!, scalar(ctx, 0)]) : dy];
+  return [mask ? select(ctx, mask, dy!, 0) : dy];
 };
 
 /** Sigmoid: dx = dy ⊙ y(1 − y). */
@@ -61,15 +69,15 @@ const hardSigmoid: VjpRule = (ctx, [dy]) => {
   const beta = attrFloat(ctx.node, 'beta', 0.5);
   const z = ctx.op('Add', [ctx.op('Mul', [x0(ctx), scalar(ctx, alpha)]), scalar(ctx, beta)]);
   const inside = ctx.op('And', [ctx.op('Greater', [z, scalar(ctx, 0)]), ctx.op('Less', [z, scalar(ctx, 1)])]);
-  return [ctx.op('Where', [inside, ctx.op('Mul', [dy!, scalar(ctx, alpha)]), scalar(ctx, 0)])];
+  return [select(ctx, inside, ctx.op('Mul', [dy!, scalar(ctx, alpha)]), 0)];
 };
 
 /** HardSwish y = x·relu6(x + 3)/6: dx = dy ⊙ (x < −3 ? 0 : x > 3 ? 1 : x/3 + 1/2), as PyTorch. */
 const hardSwish = scaled((ctx) => {
   const x = x0(ctx);
   const mid = ctx.op('Add', [ctx.op('Mul', [x, scalar(ctx, 1 / 3)]), scalar(ctx, 0.5)]);
-  const upper = ctx.op('Where', [ctx.op('Greater', [x, scalar(ctx, 3)]), scalar(ctx, 1), mid]);
-  return ctx.op('Where', [ctx.op('Less', [x, scalar(ctx, -3)]), scalar(ctx, 0), upper]);
+  const upper = select(ctx, ctx.op('Greater', [x, scalar(ctx, 3)]), 1, mid);
+  return select(ctx, ctx.op('Less', [x, scalar(ctx, -3)]), 0, upper);
 });
 
 /** Tanh: dx = dy ⊙ (1 − y²). */
@@ -158,13 +166,13 @@ const softplus = scaled((ctx) => ctx.op('Sigmoid', [x0(ctx)]));
 /** Elu: dx = dy ⊙ (x > 0 ? 1 : y + alpha). */
 const elu = scaled((ctx) => {
   const alpha = attrFloat(ctx.node, 'alpha', 1);
-  return ctx.op('Where', [ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), scalar(ctx, 1), ctx.op('Add', [y0(ctx), scalar(ctx, alpha)])]);
+  return select(ctx, ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), 1, ctx.op('Add', [y0(ctx), scalar(ctx, alpha)]));
 });
 
 /** PRelu with a constant slope (broadcast against x): dx = dy ⊙ (x > 0 ? 1 : slope). */
 const prelu: VjpRule = (ctx, [dy]) => {
   if (ctx.needs(1)) ctx.fail('the slope is on the differentiated path');
-  const f = ctx.op('Where', [ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), scalar(ctx, 1), ctx.node.input[1]]);
+  const f = select(ctx, ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), 1, ctx.node.input[1]);
   return [ctx.op('Mul', [dy!, f])];
 };
 
@@ -198,6 +206,44 @@ const gelu = scaled((ctx) => {
   return ctx.op('Add', [cdf, ctx.op('Mul', [x, pdf])]);
 });
 
+/** Selu y = γ·(x > 0 ? x : α(eˣ − 1)): dx = dy ⊙ (x > 0 ? γ : y + γα). */
+const selu = scaled((ctx) => {
+  const alpha = attrFloat(ctx.node, 'alpha', 1.67326319217681884765625);
+  const gamma = attrFloat(ctx.node, 'gamma', 1.05070102214813232421875);
+  return select(ctx, ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), gamma, ctx.op('Add', [y0(ctx), scalar(ctx, gamma * alpha)]));
+});
+
+/** Celu y = max(0, x) + min(0, α(e^(x/α) − 1)): dx = dy ⊙ (x > 0 ? 1 : e^(x/α)). */
+const celu = scaled((ctx) => {
+  const x = x0(ctx);
+  const alpha = attrFloat(ctx.node, 'alpha', 1);
+  return select(ctx, ctx.op('Greater', [x, scalar(ctx, 0)]), 1, ctx.op('Exp', [ctx.op('Mul', [x, scalar(ctx, 1 / alpha)])]));
+});
+
+/** ThresholdedRelu y = x > α ? x : 0: dx = dy where x > α. */
+const thresholdedRelu = masked((ctx) => ctx.op('Greater', [x0(ctx), scalar(ctx, attrFloat(ctx.node, 'alpha', 1))]));
+
+/** Softsign y = x / (1 + |x|): dx = dy / (1 + |x|)². */
+const softsign = scaled((ctx) => {
+  const d = ctx.op('Add', [ctx.op('Abs', [x0(ctx)]), scalar(ctx, 1)]);
+  return ctx.op('Reciprocal', [ctx.op('Mul', [d, d])]);
+});
+
+/** Abs: dx = dy ⊙ sign(x) (0 at x = 0, as PyTorch). */
+const abs = scaled((ctx) => sign(ctx, x0(ctx)));
+
+/** Log: dx = dy / x. */
+const log: VjpRule = (ctx, [dy]) => [ctx.op('Div', [dy!, x0(ctx)])];
+
+/** Sin: dx = dy ⊙ cos(x). */
+const sin = scaled((ctx) => ctx.op('Cos', [x0(ctx)]));
+
+/** Cos: dx = −dy ⊙ sin(x). */
+const cos = scaled((ctx) => ctx.op('Neg', [ctx.op('Sin', [x0(ctx)])]));
+
+/** Piecewise-constant ops (Sign, Floor, Ceil, Round): the gradient is zero wherever it exists. */
+const zero: VjpRule = (ctx, [dy]) => [ctx.op('Mul', [dy!, scalar(ctx, 0)])];
+
 /** Sum (variadic, broadcasting): dX_i = Σ_broadcast dy. */
 const sum: VjpRule = (ctx, [dy]) => {
   const yd = ctx.shape(y0(ctx));
@@ -222,7 +268,7 @@ function extremum(isMax: boolean): VjpRule {
     return ctx.node.input.map((t, i) => {
       if (!ctx.needs(i)) return undefined;
       const mask = ctx.op('Not', [ctx.op(isMax ? 'Less' : 'Greater', [t, y])]);
-      return reduceToShape(ctx, ctx.op('Where', [mask, dy!, scalar(ctx, 0)]), yd, ctx.shape(t));
+      return reduceToShape(ctx, select(ctx, mask, dy!, 0), yd, ctx.shape(t));
     });
   };
 }
@@ -240,6 +286,18 @@ const where: VjpRule = (ctx, [dy]) => {
 };
 
 export const elementwiseRules: Record<string, VjpRule> = {
+  Selu: selu,
+  Celu: celu,
+  ThresholdedRelu: thresholdedRelu,
+  Softsign: softsign,
+  Abs: abs,
+  Log: log,
+  Sin: sin,
+  Cos: cos,
+  Sign: zero,
+  Floor: zero,
+  Ceil: zero,
+  Round: zero,
   Where: where,
   Reciprocal: reciprocal,
   Softplus: softplus,
@@ -265,7 +323,7 @@ export const elementwiseRules: Record<string, VjpRule> = {
   Pow: pow,
   Cast: cast,
   Identity: passThrough,
-  Dropout: passThrough,
+  Dropout: dropout,
   Add: add,
   Sub: sub,
   Mul: mul,
