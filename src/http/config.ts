@@ -3,15 +3,16 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { effectiveCpus } from './cpu.js';
 
 export interface ServerConfig {
   port: number;
   host: string;
   modelsDir: string;
   logLevel: LogLevel;
-  /** inference worker threads; undefined: max(1, cores / 2) */
+  /** inference worker threads; default max(1, cpus / 2), cpus counting the cgroup CPU limit */
   workers?: number;
-  /** onnxruntime intra-op threads per worker; undefined: cores / workers */
+  /** onnxruntime intra-op threads per worker; default max(1, cpus / workers) */
   ortThreads?: number;
   /** explanations allowed to wait for a worker; more are refused with 503 */
   maxQueue: number;
@@ -57,8 +58,8 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'MODELS_DIR', default: './models', help: 'folder whose sub-folders <id>/model.onnx are served' },
   { name: 'DEFAULT_MODEL', default: 'shapes, else the first ready model', help: 'model id used when a request names none; must exist' },
   { name: 'LOG_LEVEL', default: 'info', help: `pino level: ${LOG_LEVELS.join(', ')}` },
-  { name: 'WORKERS', default: 'max(1, cores / 2)', help: 'inference worker threads' },
-  { name: 'ORT_THREADS', default: 'cores / WORKERS', help: 'onnxruntime intra-op threads per worker' },
+  { name: 'WORKERS', default: 'max(1, cpus / 2)', help: 'inference worker threads (cpus: the cores, capped by the cgroup CPU limit)' },
+  { name: 'ORT_THREADS', default: 'cpus / WORKERS', help: 'onnxruntime intra-op threads per worker' },
   { name: 'MAX_QUEUE', default: '16', help: 'explanations that may wait for a worker; more get 503 + Retry-After' },
   { name: 'BATCH_SIZE', default: '16', help: 'batch size of Score-CAM / Ablation-CAM forward runs' },
   { name: 'MAX_UPLOAD_BYTES', default: '20971520 (20 MiB)', help: 'largest upload; larger gets 413' },
@@ -92,13 +93,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(env.LOG_LEVEL)}`);
   const root = packageRoot();
   const cores = os.availableParallelism?.() ?? os.cpus().length;
+  const cpus = effectiveCpus().count;
+  const workers = integer(env, 'WORKERS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / 2));
   return {
     port: integer(env, 'PORT', 0, 65535) ?? 8080,
     host: env.HOST?.trim() || '0.0.0.0',
     modelsDir: path.resolve(env.MODELS_DIR?.trim() || './models'),
     logLevel,
-    workers: integer(env, 'WORKERS', 1, 4 * cores),
-    ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores),
+    workers,
+    ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / workers)),
     maxQueue: integer(env, 'MAX_QUEUE', 0) ?? 16,
     batchSize: integer(env, 'BATCH_SIZE', 1, 4096),
     maxUploadBytes: integer(env, 'MAX_UPLOAD_BYTES', 1) ?? 20 * 1024 * 1024,

@@ -1,7 +1,9 @@
 // Entry point of the HTTP service (`npm start`): configuration from the environment, then serve until
 // SIGTERM / SIGINT, which shut down gracefully (a second signal exits at once).
 import { pino } from 'pino';
+import sharp from 'sharp';
 import { ConfigError, environmentHelp, loadConfig } from './config.js';
+import { effectiveCpus } from './cpu.js';
 import { startServer } from './server.js';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -18,6 +20,11 @@ try {
 }
 
 const logger = pino({ level: config.logLevel });
+// Thread pools follow the CPU limit (cgroup quota), not the host's core count; see docs/deploy.md.
+const cpus = effectiveCpus();
+sharp.concurrency(Math.min(sharp.concurrency(), cpus.count));
+logger.info({ cpus: cpus.count, cpuSource: cpus.source, cpuQuota: cpus.quota, hostCpus: cpus.host, workers: config.workers,
+  ortThreads: config.ortThreads, sharpConcurrency: sharp.concurrency(), uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE) || 4 }, 'cpus');
 let running;
 try {
   running = await startServer(config, { logger });

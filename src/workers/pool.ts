@@ -1,13 +1,13 @@
 // A bounded pool of inference workers: each loads every model; jobs wait in one FIFO queue of fixed
 // size (a full queue is refused at once), and a job whose caller gave up is dropped before it runs.
 import { readdir, stat } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelFacts } from '../inspect/facts.js';
 import type { TensorsRequest, TensorsResult } from '../inspect/tensors.js';
 import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
 import type { ExplainRequest, ExplainResult } from '../engine/runtime.js';
+import { effectiveCpus } from '../http/cpu.js';
 
 export type { ModelStatus } from './protocol.js';
 
@@ -81,7 +81,7 @@ export class InferencePool {
   private constructor(private readonly maxQueue: number) {}
 
   static async start(opts: PoolOptions): Promise<InferencePool> {
-    const cores = os.availableParallelism?.() ?? os.cpus().length;
+    const cores = effectiveCpus().count;
     const workers = Math.max(1, opts.workers ?? Math.floor(cores / 2));
     const init: WorkerInit = {
       models: await discoverModels(opts.modelsDir),
