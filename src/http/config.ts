@@ -51,6 +51,10 @@ interface EnvVar {
   help: string;
 }
 
+/** After SHUTDOWN_TIMEOUT_MS, how long closing the pool may take before the process exits anyway. The
+ *  default 7 s + 2 s stays inside `docker stop`'s 10 s; a longer timeout needs a longer stop timeout. */
+export const SHUTDOWN_MARGIN_MS = 2000;
+
 /** Every variable the service reads: the one place they are documented. */
 export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'PORT', default: '8080', help: 'TCP port to listen on (0: any free port)' },
@@ -66,7 +70,7 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'MAX_PIXELS', default: '40000000', help: 'largest image (width × height, read from its header before decoding); larger gets 413' },
   { name: 'MAX_IMAGE_SIDE', default: '2048', help: 'longest side of the returned PNGs; larger images are scaled down before rendering' },
   { name: 'MAX_TARGETS', default: '10', help: 'most classes one request may explain (target list or topk)' },
-  { name: 'SHUTDOWN_TIMEOUT_MS', default: '30000', help: 'grace period for in-flight requests on SIGTERM / SIGINT' },
+  { name: 'SHUTDOWN_TIMEOUT_MS', default: '7000', help: `grace period for in-flight requests on SIGTERM / SIGINT; the process exits at most ${SHUTDOWN_MARGIN_MS / 1000} s later` },
   { name: 'RETRY_AFTER_SECONDS', default: '2', help: 'Retry-After of a 503 answer' },
 ];
 
@@ -109,7 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     maxImageSide: integer(env, 'MAX_IMAGE_SIDE', 16, 16384) ?? 2048,
     defaultModel: env.DEFAULT_MODEL?.trim() || undefined,
     maxTargets: integer(env, 'MAX_TARGETS', 1, 1000) ?? 10,
-    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 0) ?? 30_000,
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 0) ?? 7_000,
     retryAfterSeconds: integer(env, 'RETRY_AFTER_SECONDS', 1, 3600) ?? 2,
     publicDir: path.join(root, 'public'),
     openapiFile: path.join(root, 'openapi.yaml'),

@@ -2,7 +2,7 @@
 // SIGTERM / SIGINT, which shut down gracefully (a second signal exits at once).
 import { pino } from 'pino';
 import sharp from 'sharp';
-import { ConfigError, environmentHelp, loadConfig } from './config.js';
+import { ConfigError, environmentHelp, loadConfig, SHUTDOWN_MARGIN_MS } from './config.js';
 import { effectiveCpus } from './cpu.js';
 import { startServer } from './server.js';
 
@@ -43,11 +43,11 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     }
     stopping = true;
     logger.info({ signal }, 'signal received');
-    // The pool waits for running explanations; past the grace period (+ a margin for the pool) exit anyway.
+    // The pool waits for running explanations; past the grace period (+ a small margin for the pool) exit anyway.
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs + 10_000);
+    }, config.shutdownTimeoutMs + SHUTDOWN_MARGIN_MS);
     force.unref();
     server.close().then(() => process.exit(0), (err: unknown) => {
       logger.error({ err }, 'error while shutting down');

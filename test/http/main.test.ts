@@ -60,7 +60,8 @@ test('a missing models folder stops the start with exit code 1', async () => {
 test('SIGTERM: the request in flight is answered, the pool closes, the process exits 0', async () => {
   const models = await makeModelsDir({ fixtures: ['mobilenetv2'] });
   try {
-    const r = run({ MODELS_DIR: models.dir, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', LOG_LEVEL: 'info' });
+    // A grace period longer than this Score-CAM takes on a slow machine (the default, 7 s, may not be).
+    const r = run({ MODELS_DIR: models.dir, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '60000' });
     children.push(r.child);
     await until(() => r.lines.some((l) => l.msg === 'ready'), 60_000, 'the server to be ready');
     const url = r.lines.find((l) => l.msg === 'ready')!.url as string;
