@@ -33,6 +33,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 
 # ---- runtime: node, the pruned dependencies, the compiled service, the page, the default model ----
 FROM ${NODE_IMAGE} AS runtime
+# (a global ARG is visible in a stage only when declared again there)
+ARG NODE_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=
@@ -44,7 +46,6 @@ LABEL org.opencontainers.image.title="camserve" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.documentation="README.md, docs/deploy.md" \
       org.opencontainers.image.base.name="${NODE_IMAGE}"
 ENV NODE_ENV=production
 WORKDIR /app

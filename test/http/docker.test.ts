@@ -177,6 +177,10 @@ test('OCI labels, with version and revision from build arguments', () => {
   for (const k of ['title', 'description', 'version', 'revision', 'created', 'source', 'licenses', 'base.name']) {
     assert.ok(`org.opencontainers.image.${k}` in labels, `label org.opencontainers.image.${k}`);
   }
+  const declared = new Set(inRuntime('ARG').map((a) => a.args.split('=')[0]));
+  for (const [k, v] of Object.entries(labels)) {
+    for (const [, name] of v.matchAll(/\$\{(\w+)\}/g)) assert.ok(declared.has(name), `${k} uses \${${name}}, not declared by an ARG of the runtime stage`);
+  }
   assert.equal(labels['org.opencontainers.image.version'], '${VERSION}');
   assert.equal(labels['org.opencontainers.image.revision'], '${REVISION}');
   const argv = Object.fromEntries(inRuntime('ARG').map((a) => a.args.split('=')));
