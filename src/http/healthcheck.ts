@@ -2,14 +2,16 @@
 // /healthz (or path) at the address HOST and PORT name (0.0.0.0 / :: → loopback); exit 0 when it answers 2xx.
 import { pathToFileURL } from 'node:url';
 
-/** The URL to probe for a service bound to `host`:`port`; wildcard and empty hosts become loopback. */
-export function probeUrl(host: string | undefined, port: string | undefined, probePath = '/healthz'): string {
-  let h = (host ?? '').trim();
-  if (h === '' || h === '0.0.0.0') h = '127.0.0.1';
-  else if (h === '::' || h === '[::]') h = '::1';
-  h = h.replace(/^\[(.*)\]$/, '$1');
+/**
+ * The URLs to probe for a service bound to `host`:`port`, in order: a wildcard or empty host means loopback
+ * (`::` → ::1, then 127.0.0.1, since a dual-stack socket also takes IPv4 and a container may lack IPv6).
+ */
+export function probeUrls(host: string | undefined, port: string | undefined, probePath = '/healthz'): string[] {
+  const h = (host ?? '').trim().replace(/^\[(.*)\]$/, '$1');
+  const hosts = h === '' || h === '0.0.0.0' ? ['127.0.0.1'] : h === '::' ? ['::1', '127.0.0.1'] : [h];
   const p = (port ?? '').trim() || '8080';
-  return `http://${h.includes(':') ? `[${h}]` : h}:${p}${probePath.startsWith('/') ? probePath : `/${probePath}`}`;
+  const route = probePath.startsWith('/') ? probePath : `/${probePath}`;
+  return hosts.map((x) => `http://${x.includes(':') ? `[${x}]` : x}:${p}${route}`);
 }
 
 /** 0 when `url` answers 2xx within `timeoutMs`, else 1 (the reason on stderr, which Docker keeps). */
@@ -26,5 +28,10 @@ export async function probe(url: string, timeoutMs = 4000): Promise<number> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await probe(probeUrl(process.env.HOST, process.env.PORT, process.argv[2]));
+  let code = 1;
+  for (const url of probeUrls(process.env.HOST, process.env.PORT, process.argv[2])) {
+    code = await probe(url);
+    if (code === 0) break;
+  }
+  process.exitCode = code;
 }

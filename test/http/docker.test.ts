@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { createApp } from '../../src/http/app.js';
 import { ENVIRONMENT, loadConfig, SHUTDOWN_MARGIN_MS } from '../../src/http/config.js';
-import { probeUrl } from '../../src/http/healthcheck.js';
+import { probeUrls } from '../../src/http/healthcheck.js';
 import { ROOT } from './contract.js';
 import { hasShapes, testConfig } from './helpers.js';
 
@@ -226,14 +226,14 @@ test('the default model is copied in', { skip: !hasShapes && 'models/shapes/mode
   assert.ok(existsSync(path.join(ROOT, 'models/shapes/model.onnx')));
 });
 
-test('the health probe turns HOST and PORT into the address to ask', () => {
-  assert.equal(probeUrl(undefined, undefined), 'http://127.0.0.1:8080/healthz');
-  assert.equal(probeUrl('0.0.0.0', '9000'), 'http://127.0.0.1:9000/healthz');
-  assert.equal(probeUrl('::', '80'), 'http://[::1]:80/healthz');
-  assert.equal(probeUrl('[::]', '80'), 'http://[::1]:80/healthz');
-  assert.equal(probeUrl('10.1.2.3', '8080', 'readyz'), 'http://10.1.2.3:8080/readyz');
-  assert.equal(probeUrl('fd00::5', '8080'), 'http://[fd00::5]:8080/healthz');
-  assert.equal(probeUrl('camserve.local', ' '), 'http://camserve.local:8080/healthz');
+test('the health probe turns HOST and PORT into the addresses to ask', () => {
+  assert.deepEqual(probeUrls(undefined, undefined), ['http://127.0.0.1:8080/healthz']);
+  assert.deepEqual(probeUrls('0.0.0.0', '9000'), ['http://127.0.0.1:9000/healthz']);
+  assert.deepEqual(probeUrls('::', '80'), ['http://[::1]:80/healthz', 'http://127.0.0.1:80/healthz'], 'IPv6 loopback, then IPv4 (no IPv6 in the container)');
+  assert.deepEqual(probeUrls('[::]', '80'), ['http://[::1]:80/healthz', 'http://127.0.0.1:80/healthz']);
+  assert.deepEqual(probeUrls('10.1.2.3', '8080', 'readyz'), ['http://10.1.2.3:8080/readyz']);
+  assert.deepEqual(probeUrls('fd00::5', '8080'), ['http://[fd00::5]:8080/healthz']);
+  assert.deepEqual(probeUrls('camserve.local', ' '), ['http://camserve.local:8080/healthz']);
 });
 
 test('the HEALTHCHECK command succeeds against a live server whatever HOST is, and fails without one', async () => {
@@ -263,6 +263,7 @@ test('the HEALTHCHECK command succeeds against a live server whatever HOST is, a
     const port = await listen('127.0.0.1');
     for (const host of ['0.0.0.0', '127.0.0.1', '']) await probe({ HOST: host, PORT: String(port) });
     await assert.rejects(probe({ HOST: '0.0.0.0', PORT: String(port) }, '/readyz'), 'a non-2xx answer (not ready) fails');
+    await probe({ HOST: '::', PORT: String(port) }); // ::1 refused (nothing there), 127.0.0.1 answers
     const v6 = await listen('::1').catch(() => undefined); // where the machine has IPv6 loopback
     if (v6) await probe({ HOST: '::', PORT: String(v6) });
     await closeAll();
