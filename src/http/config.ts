@@ -4,15 +4,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENGINE_DEFAULTS } from '../engine/index.js';
+import { effectiveCpus } from './cpu.js';
 
 export interface ServerConfig {
   port: number;
   host: string;
   modelsDir: string;
   logLevel: LogLevel;
-  /** inference worker threads */
+  /** inference worker threads; default max(1, cpus / 2), cpus counting the cgroup CPU limit */
   workers: number;
-  /** onnxruntime intra-op threads per worker */
+  /** onnxruntime intra-op threads per worker; default max(1, cpus / workers) */
   ortThreads: number;
   /** explanations allowed to wait for a worker; more are refused with 503 */
   maxQueue: number;
@@ -76,6 +77,12 @@ export const DEFAULTS = {
   maxConnections: 512,
 } as const;
 
+/**
+ * Beyond the grace period: stopping the jobs (the pool's cancel grace, 1 s), flushing their 503s and
+ * closing the workers; past it the process exits anyway.
+ */
+export const SHUTDOWN_MARGIN_MS = 2500;
+
 interface EnvVar {
   name: string;
   default: string;
@@ -89,15 +96,15 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'MODELS_DIR', default: DEFAULTS.modelsDir, help: 'folder whose sub-folders <id>/model.onnx are served' },
   { name: 'DEFAULT_MODEL', default: 'shapes, else the first ready model', help: 'model id used when a request names none; must exist' },
   { name: 'LOG_LEVEL', default: DEFAULTS.logLevel, help: `pino level: ${LOG_LEVELS.join(', ')}` },
-  { name: 'WORKERS', default: 'max(1, cores / 2)', help: 'inference worker threads' },
-  { name: 'ORT_THREADS', default: 'cores / WORKERS', help: 'onnxruntime intra-op threads per worker' },
+  { name: 'WORKERS', default: 'max(1, cpus / 2)', help: 'inference worker threads (cpus: the cores, capped by the cgroup CPU limit)' },
+  { name: 'ORT_THREADS', default: 'cpus / WORKERS', help: 'onnxruntime intra-op threads per worker' },
   { name: 'MAX_QUEUE', default: String(DEFAULTS.maxQueue), help: 'explanations that may wait for a worker; more get 503 + Retry-After' },
   { name: 'BATCH_SIZE', default: String(ENGINE_DEFAULTS.batchSize), help: 'batch size of Score-CAM / Ablation-CAM forward runs' },
   { name: 'MAX_UPLOAD_BYTES', default: `${DEFAULTS.maxUploadBytes} (${DEFAULTS.maxUploadBytes / 2 ** 20} MiB)`, help: 'largest upload; larger gets 413' },
   { name: 'MAX_PIXELS', default: String(DEFAULTS.maxPixels), help: 'largest image (width × height, read from its header before decoding); larger gets 413' },
   { name: 'MAX_IMAGE_SIDE', default: String(DEFAULTS.maxImageSide), help: 'longest side of the returned PNGs; larger images are scaled down before rendering' },
   { name: 'MAX_TARGETS', default: String(DEFAULTS.maxTargets), help: 'most classes one request may explain (target list or topk)' },
-  { name: 'SHUTDOWN_TIMEOUT_MS', default: String(DEFAULTS.shutdownTimeoutMs), help: 'grace period for in-flight requests on SIGTERM / SIGINT; then running jobs are stopped (within ~1 s) and answered 503, so the process ends within about this + 2 s (fits docker stop\'s 10 s)' },
+  { name: 'SHUTDOWN_TIMEOUT_MS', default: String(DEFAULTS.shutdownTimeoutMs), help: `grace period for in-flight requests on SIGTERM / SIGINT; then running jobs are stopped (within ~1 s) and answered 503; the process exits at most ${SHUTDOWN_MARGIN_MS / 1000} s after the grace period (7 + 2.5 s fits docker stop\'s 10 s)` },
   { name: 'MAX_TIMEOUT_MS', default: String(DEFAULTS.maxTimeoutMs), help: 'longest deadline a request may ask for (timeout_ms), and the deadline of one that asks for none; past it the job is stopped and answered 503 deadline-exceeded' },
   { name: 'HEADERS_TIMEOUT_MS', default: String(DEFAULTS.headersTimeoutMs), help: 'time to receive a request\'s headers' },
   { name: 'REQUEST_TIMEOUT_MS', default: String(DEFAULTS.requestTimeoutMs), help: 'time to receive a whole request (headers and upload)' },
@@ -124,25 +131,21 @@ function integer(env: NodeJS.ProcessEnv, name: string, min: number, max = Number
   return v;
 }
 
-/** CPUs this process may use. */
-export function availableCpus(): number {
-  return os.availableParallelism?.() ?? os.cpus().length;
-}
-
 /** Reads the configuration from an environment (default: process.env); throws ConfigError naming a bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const logLevel = (env.LOG_LEVEL?.trim() || DEFAULTS.logLevel) as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(env.LOG_LEVEL)}`);
   const root = packageRoot();
-  const cores = availableCpus();
-  const workers = integer(env, 'WORKERS', 1, 4 * cores) ?? Math.max(1, Math.floor(cores / 2));
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  const cpus = effectiveCpus().count;
+  const workers = integer(env, 'WORKERS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / 2));
   return {
     port: integer(env, 'PORT', 0, 65535) ?? DEFAULTS.port,
     host: env.HOST?.trim() || DEFAULTS.host,
     modelsDir: path.resolve(env.MODELS_DIR?.trim() || DEFAULTS.modelsDir),
     logLevel,
     workers,
-    ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores) ?? Math.max(1, Math.floor(cores / workers)),
+    ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / workers)),
     maxQueue: integer(env, 'MAX_QUEUE', 0) ?? DEFAULTS.maxQueue,
     batchSize: integer(env, 'BATCH_SIZE', 1, 4096),
     maxUploadBytes: integer(env, 'MAX_UPLOAD_BYTES', 1) ?? DEFAULTS.maxUploadBytes,

@@ -1,7 +1,9 @@
 // Entry point of the HTTP service (`npm start`): configuration from the environment, then serve until
-// SIGTERM / SIGINT, which shut down gracefully (a second signal exits at once).
+// SIGTERM / SIGINT, which shut down gracefully (a second SIGINT, a second Ctrl-C, exits at once).
 import { pino } from 'pino';
-import { ConfigError, environmentHelp, loadConfig } from './config.js';
+import sharp from 'sharp';
+import { ConfigError, SHUTDOWN_MARGIN_MS, environmentHelp, loadConfig } from './config.js';
+import { effectiveCpus } from './cpu.js';
 import { startServer } from './server.js';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -18,6 +20,11 @@ try {
 }
 
 const logger = pino({ level: config.logLevel });
+// libvips' own threads follow the CPU limit too (the cgroup quota, which Node 20 does not see).
+const cpus = effectiveCpus();
+sharp.concurrency(Math.min(sharp.concurrency(), cpus.count));
+logger.info({ cpus: cpus.count, cpuSource: cpus.source, cpuQuota: cpus.quota, hostCpus: cpus.host, workers: config.workers,
+  ortThreads: config.ortThreads, sharpConcurrency: sharp.concurrency(), uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE) || 4 }, 'cpus');
 let running;
 try {
   running = await startServer(config, { logger });
@@ -27,13 +34,16 @@ try {
 }
 
 const server = running;
-/** Beyond the grace period: stopping jobs (≤ POOL cancel grace, 1 s), flushing their 503s, closing the workers. */
-const FORCE_EXIT_MARGIN_MS = 2500;
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
+      // A repeated SIGTERM (a supervisor and npm both forwarding it) must not cut the grace period short.
+      if (signal === 'SIGTERM') {
+        logger.info({ signal }, 'already shutting down');
+        return;
+      }
+      logger.warn({ signal }, 'second interrupt: exiting now');
       process.exit(1);
     }
     stopping = true;
@@ -42,7 +52,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const force = setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       process.exit(1);
-    }, config.shutdownTimeoutMs + FORCE_EXIT_MARGIN_MS);
+    }, config.shutdownTimeoutMs + SHUTDOWN_MARGIN_MS);
     force.unref();
     server.close().then(() => process.exit(0), (err: unknown) => {
       logger.error({ err }, 'error while shutting down');
