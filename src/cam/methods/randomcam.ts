@@ -1,0 +1,40 @@
+import type { CamMethod } from '../types.js';
+
+/**
+ * Random-CAM (pytorch-grad-cam's RandomCAM, a sanity baseline for metrics): w_k ~ U(−1, 1) independently
+ * per channel; map = ReLU(Σ_k w_k A_k). Seeded (mulberry32). The method object keeps one stream: each
+ * explanation it makes draws the next weights, as the library's successive calls do from numpy's global
+ * generator.
+ */
+export function createRandomCam(seed = 0): CamMethod {
+  const next = mulberry32(seed);
+  return {
+    name: 'randomcam',
+    summary: 'Random-CAM: uniformly random channel weights in [-1, 1) (a baseline for metrics)',
+    needs: 'activations',
+    weights: (l) => Float32Array.from({ length: l.C }, () => 2 * next() - 1),
+  };
+}
+
+/** The registry's instance: a fresh seed-0 stream per explanation, so a request is reproducible. */
+export const randomcam: CamMethod = {
+  name: 'randomcam',
+  summary: 'Random-CAM: uniformly random channel weights in [-1, 1) (a baseline for metrics)',
+  needs: 'activations',
+  weights: (l) => {
+    const next = mulberry32(0);
+    return Float32Array.from({ length: l.C }, () => 2 * next() - 1);
+  },
+};
+
+/** mulberry32: a small 32-bit generator, uniform in [0, 1) with 2⁻³² resolution. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

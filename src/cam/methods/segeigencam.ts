@@ -1,0 +1,14 @@
+import type { CamMethod } from '../types.js';
+
+/**
+ * Seg-Eigen-CAM (Chung & Ying, Applied Sciences 15(13) 7562, 2025): the first principal component of
+ * |G| ⊙ A (absolute gradients keep the negative evidence Grad-CAM drops), signed so that max ≥ |min|
+ * (the paper's sign correction, which is camserve's Eigen-CAM sign rule); map = ReLU of it.
+ */
+export const segeigencam: CamMethod = {
+  name: 'segeigencam',
+  summary: 'Seg-Eigen-CAM: first principal component of |gradient| × activation, sign-corrected',
+  needs: 'gradients',
+  project: true,
+  weighted: (l) => Float32Array.from(l.A, (a, i) => a * Math.abs(l.G![i])),
+};

@@ -1,0 +1,61 @@
+import { mulberry32 } from './randomcam.js';
+import type { CamMethod } from '../types.js';
+import { softmaxOfMean, torchcamMasks } from './torchcam-score.js';
+
+/** Noise added to mask k in sample s: H·W values. */
+export type MaskNoise = (sample: number, channel: number, size: number) => Float32Array;
+
+export interface SscamOptions {
+  /** TorchCAM's defaults: 35 samples, σ = 2 */
+  samples?: number;
+  std?: number;
+  /** the noise; default: seeded Gaussian N(0, σ²) (Box–Muller on mulberry32, seed 0) */
+  noise?: MaskNoise;
+}
+
+/**
+ * SS-CAM, Smoothed Score-CAM (Wang et al. 2020, arXiv:2006.14255), as TorchCAM computes it: with M_k
+ * TorchCAM's Score-CAM mask (see torchcamMasks) and δ_sk ~ N(0, σ²) per pixel,
+ * w = softmax_k( (1/N) Σ_s [y_c(x ⊙ (M_k + δ_sk)) − y_c(x)] ); map = ReLU(Σ_k w_k A_k). N·C forward runs.
+ */
+export function createSscam(opts: SscamOptions = {}): CamMethod {
+  const samples = opts.samples ?? 35;
+  const std = opts.std ?? 2;
+  return {
+    name: 'sscam',
+    summary: 'SS-CAM: Score-CAM weights averaged over noisy masks (N·C forward runs)',
+    needs: 'input-runs',
+    async weights(l, ctx) {
+      const { height: H, width: W } = ctx.runner.inputSize;
+      const noise = opts.noise ?? gaussianNoise(std, 0);
+      const masks = torchcamMasks(l, H, W);
+      const sums = new Float64Array(l.C);
+      for (let s = 0; s < samples; s++) {
+        const noisy = masks.map((m, k) => {
+          const d = noise(s, k, H * W);
+          return Float32Array.from(m, (v, i) => v + d[i]);
+        });
+        const scores = await ctx.runner.scoreMasked(noisy, ctx.target);
+        for (let k = 0; k < l.C; k++) sums[k] += scores[k] - ctx.score;
+      }
+      return softmaxOfMean(sums, samples);
+    },
+  };
+}
+
+export const sscam: CamMethod = createSscam();
+
+/** N(0, σ²) noise from one seeded stream (Box–Muller), drawn in call order. */
+export function gaussianNoise(std: number, seed: number): MaskNoise {
+  const next = mulberry32(seed);
+  return (_s, _k, size) => {
+    const out = new Float32Array(size);
+    for (let i = 0; i < size; i += 2) {
+      const r = Math.sqrt(-2 * Math.log(1 - next()));
+      const t = 2 * Math.PI * next();
+      out[i] = std * r * Math.cos(t);
+      if (i + 1 < size) out[i + 1] = std * r * Math.sin(t);
+    }
+    return out;
+  };
+}
