@@ -78,6 +78,8 @@ export interface MethodsCase {
 export interface MethodsFixture {
   name: string; dir: string; family: string;
   libraries: Record<string, string>;
+  /** the rebuilt PyTorch model's logits the references were computed from */
+  logits: number[];
   cases: MethodsCase[];
   targets: ({ kind: string; target: number; score: number; seed: number[]; comparison?: number[]; alpha?: number })[];
   input?: Record<string, MapRef> & { target: number };
