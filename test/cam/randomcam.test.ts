@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rawMap } from '../../src/cam/compute.js';
-import { createRandomCam, mulberry32, randomcam } from '../../src/cam/methods/randomcam.js';
+import { createRandomCam, randomcam } from '../../src/cam/methods/randomcam.js';
+import { mulberry32 } from '../../src/cam/random.js';
 import type { LayerTensors, MethodContext } from '../../src/cam/types.js';
 
 const layer = (C: number): LayerTensors => ({ name: 'l', C, h: 2, w: 2, A: Float32Array.from({ length: C * 4 }, (_, i) => Math.sin(i) + 1) });

@@ -1,3 +1,4 @@
+import { mulberry32 } from '../random.js';
 import type { CamMethod } from '../types.js';
 
 /**
@@ -26,15 +27,3 @@ export const randomcam: CamMethod = {
     return Float32Array.from({ length: l.C }, () => 2 * next() - 1);
   },
 };
-
-/** mulberry32: a small 32-bit generator, uniform in [0, 1) with 2⁻³² resolution. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

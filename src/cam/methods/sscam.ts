@@ -1,4 +1,4 @@
-import { mulberry32 } from './randomcam.js';
+import { gaussian } from '../random.js';
 import type { CamMethod } from '../types.js';
 import { softmaxOfMean, torchcamMasks } from './torchcam-score.js';
 
@@ -45,17 +45,8 @@ export function createSscam(opts: SscamOptions = {}): CamMethod {
 
 export const sscam: CamMethod = createSscam();
 
-/** N(0, σ²) noise from one seeded stream (Box–Muller), drawn in call order. */
+/** N(0, σ²) mask noise from one seeded stream, drawn in call order. */
 export function gaussianNoise(std: number, seed: number): MaskNoise {
-  const next = mulberry32(seed);
-  return (_s, _k, size) => {
-    const out = new Float32Array(size);
-    for (let i = 0; i < size; i += 2) {
-      const r = Math.sqrt(-2 * Math.log(1 - next()));
-      const t = 2 * Math.PI * next();
-      out[i] = std * r * Math.cos(t);
-      if (i + 1 < size) out[i + 1] = std * r * Math.sin(t);
-    }
-    return out;
-  };
+  const draw = gaussian(std, seed);
+  return (_s, _k, size) => draw(size);
 }
