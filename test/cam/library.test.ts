@@ -122,6 +122,12 @@ for (const fx of fixtures) {
         const d = diff(map, expected(fx.dir, c.maps.shapleycam));
         assert.ok(d <= TOL, `max |difference| ${d}`);
         await assert.rejects(rawMap(shapleycam, t.layer, t.ctx), MethodError);
+        if (fx.name === 'mobilenetv3') {
+          // Its Hardswish head has a Hessian large enough to matter (convnext's is too small to tell at 1e-3;
+          // the other heads are piecewise linear, H·A = 0): without H·A the map is Grad-CAM's, and differs.
+          const d0 = diff(await rawMap(shapleycam, { ...t.layer, HA: new Float32Array(HA.length) }, t.ctx), expected(fx.dir, c.maps.shapleycam));
+          assert.ok(d0 > TOL, `H·A makes no difference here (${d0})`);
+        }
       });
 
       test(`${c.id}: kpcacam correlates with pytorch-grad-cam's map (r ≥ 0.999)`, async () => {
