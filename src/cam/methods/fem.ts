@@ -1,3 +1,5 @@
+// FEM: channel weights from the share of strongly activated positions (no gradients); pytorch-grad-cam's FEM.
+// One module per method (see ../types.ts); checked against the library in test/cam/library.test.ts.
 import type { CamMethod } from '../types.js';
 
 /** k of the k-sigma rule (pytorch-grad-cam's default) */

@@ -1,3 +1,5 @@
+// Finer-CAM: Grad-CAM of the target against its nearest classes, via a seed vector over the logits;
+// pytorch-grad-cam's FinerCAM.
 import { spatialMean } from '../maths.js';
 import { evaluateTarget, nearestClasses } from '../targets.js';
 import type { CamMethod } from '../types.js';

@@ -1,3 +1,5 @@
+// IS-CAM: Score-CAM weights integrated over scaled masks (forward runs only); TorchCAM's ISCAM.
+// One module per method (see ../types.ts); checked against the library in test/cam/library.test.ts.
 import type { CamMethod } from '../types.js';
 import { softmaxOfMean, torchcamMasks } from './torchcam-score.js';
 

@@ -1,3 +1,5 @@
+// KPCA-CAM: the first kernel principal component of the activations as the map; pytorch-grad-cam's KPCA_CAM.
+// One module per method (see ../types.ts); checked against the library in test/cam/library.test.ts.
 import { kernelPcaFirstComponent } from '../kernel-pca.js';
 import type { CamMethod } from '../types.js';
 

@@ -1,3 +1,5 @@
+// Random-CAM: seeded random channel weights, the baseline metrics compare real methods with;
+// pytorch-grad-cam's RandomCAM.
 import { mulberry32 } from '../random.js';
 import type { CamMethod } from '../types.js';
 

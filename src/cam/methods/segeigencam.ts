@@ -1,3 +1,5 @@
+// Seg-Eigen-CAM: Eigen-CAM of |gradient| × activation with a sign correction; pytorch-grad-cam's SegEigenCAM.
+// One module per method (see ../types.ts); checked against the library in test/cam/library.test.ts.
 import type { CamMethod } from '../types.js';
 
 /**

@@ -1,3 +1,5 @@
+// ShapleyCAM: Grad-CAM corrected by a Hessian-vector product the caller supplies; pytorch-grad-cam's
+// ShapleyCAM.
 import { MethodError, type CamMethod } from '../types.js';
 
 /**

@@ -1,3 +1,5 @@
+// SS-CAM: Score-CAM weights averaged over noisy masks (forward runs only); TorchCAM's SSCAM.
+// One module per method (see ../types.ts); checked against the library in test/cam/library.test.ts.
 import { gaussian } from '../random.js';
 import type { CamMethod } from '../types.js';
 import { softmaxOfMean, torchcamMasks } from './torchcam-score.js';
