@@ -6,7 +6,7 @@ import type { CamMethod } from '../types.js';
 export const FEM_K = 2;
 
 /**
- * FEM, Feature Explanation Method (Ahmed Asif Fuad et al., IPTA 2020): no gradients. A position of channel
+ * FEM, Feature Explanation Method (Fuad et al., "Features Understanding in 3D CNNs for Actions Recognition in Video", IPTA 2020): no gradients. A position of channel
  * k is salient when A_kij > μ_k + K·σ_k (channel mean and population standard deviation, K = 2);
  * w_k = the fraction of salient positions; map = ReLU(Σ_k w_k A_k).
  */
