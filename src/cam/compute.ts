@@ -12,10 +12,11 @@ export interface CamOptions {
 export async function rawMap(method: CamMethod, layer: LayerTensors, ctx: MethodContext, opts: CamOptions = {}): Promise<Float32Array> {
   if (method.needs === 'gradients' && !layer.G) throw new Error(`${method.name} needs gradients of layer ${layer.name}`);
   const hw = layer.h * layer.w;
+  if (method.map) return reluInPlace(method.map(layer));
   let weighted: Float32Array;
   if (method.weighted) weighted = method.weighted(layer);
   else if (method.weights) weighted = weightChannels(layer, await method.weights(layer, ctx));
-  else throw new Error(`method ${method.name} supplies neither weights nor weighted activations`);
+  else throw new Error(`method ${method.name} supplies no weights, weighted activations or map`);
   const map = method.project || opts.eigenSmooth
     ? firstComponentProjection(weighted, layer.C, hw)
     : sumChannels(weighted, layer.C, hw);

@@ -6,3 +6,5 @@ export {
   METHOD_NAMES, MethodError, isMethodName,
   type CamMethod, type ClassifierWeights, type ForwardRunner, type InputView, type LayerTensors, type MethodContext, type MethodName, type Variants,
 } from './types.js';
+export { gaussian, mulberry32 } from './random.js';
+export { combineGradients, evaluateTarget, nearestClasses, type TargetSpec, type TargetValue } from './targets.js';

@@ -1,6 +1,6 @@
 // Numeric building blocks shared by the CAM methods: channel-weighted activations, channel sums,
 // ReLU and the first principal component projection (Eigen-CAM).
-import type { LayerTensors } from './types.js';
+import type { InputView, LayerTensors } from './types.js';
 
 /** w_k · A_k for every channel: [C, h, w]. */
 export function weightChannels(l: LayerTensors, weights: Float32Array): Float32Array {
@@ -127,4 +127,15 @@ function normalise(v: Float64Array): number {
   const norm = Math.sqrt(s);
   if (norm > 0) for (let i = 0; i < v.length; i++) v[i] /= norm;
   return norm;
+}
+
+/** out = input ⊙ (scale · mask), the mask (height × width) broadcast over the channels in the input's layout. */
+export function maskInput(input: InputView, mask: ArrayLike<number>, out: Float32Array, scale = 1): void {
+  const { channels: C, data: x } = input;
+  const hw = input.height * input.width;
+  if (input.layout === 'NHWC') {
+    for (let i = 0; i < hw; i++) for (let c = 0; c < C; c++) out[i * C + c] = x[i * C + c] * (scale * mask[i]);
+  } else {
+    for (let c = 0; c < C; c++) for (let i = 0, o = c * hw; i < hw; i++) out[o + i] = x[o + i] * (scale * mask[i]);
+  }
 }

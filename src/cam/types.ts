@@ -10,6 +10,11 @@ export interface LayerTensors {
   w: number;
   A: Float32Array;
   G?: Float32Array;
+  /**
+   * H·A [C, h, w]: the Hessian of the score w.r.t. A applied to A itself (Σ_j ∂G_i/∂A_j · A_j). Only
+   * ShapleyCAM reads it; the engine does not compute it yet (see src/cam/methods/shapleycam.ts).
+   */
+  HA?: Float32Array;
 }
 
 /** Variants of a tensor (an input, a layer's activations), each written on demand into a batch slot. */
@@ -62,6 +67,16 @@ export const METHOD_NAMES = [
 ] as const;
 export type MethodName = (typeof METHOD_NAMES)[number];
 
+/**
+ * Methods implemented as modules (src/cam/methods/candidates.ts) and checked against their libraries, but
+ * not served: the HTTP contract (openapi.yaml's MethodName) lists the served ones, and some of these need
+ * engine support first (seed vectors, Hessian-vector products, several runs per explanation).
+ */
+export const CANDIDATE_METHOD_NAMES = [
+  'fem', 'kpcacam', 'randomcam', 'segeigencam', 'shapleycam', 'finercam', 'iscam', 'sscam',
+] as const;
+export type CandidateMethodName = (typeof CANDIDATE_METHOD_NAMES)[number];
+
 export function isMethodName(s: string): s is MethodName {
   return (METHOD_NAMES as readonly string[]).includes(s);
 }
@@ -71,13 +86,21 @@ export function isMethodName(s: string): s is MethodName {
  * `weighted` (the weighted activations [C,h,w] whose channel sum, or first principal component, is the map).
  */
 export interface CamMethod {
-  readonly name: MethodName;
+  readonly name: MethodName | CandidateMethodName;
   /** what it costs: gradients (one backward), activations only, or extra forward runs */
   readonly needs: 'gradients' | 'activations' | 'input-runs' | 'head-runs' | 'classifier';
   /** always take the first principal component of the weighted activations (Eigen-CAM) instead of their sum */
   readonly project?: boolean;
   weights?(layer: LayerTensors, ctx: MethodContext): Float32Array | Promise<Float32Array>;
   weighted?(layer: LayerTensors): Float32Array;
+  /** the map [h, w] before the final ReLU, for methods that are no channel combination (KPCA-CAM); eigen smoothing does not apply */
+  map?(layer: LayerTensors): Float32Array;
+  /**
+   * The method differentiates a combination of the logits instead of one class's logit: dObjective/dlogits
+   * for the given logits and target. The G it is handed must be the gradient for that seed, i.e.
+   * Σ_c seed_c · G_c (see src/cam/targets.ts); the engine still seeds one-hot vectors.
+   */
+  seed?(logits: Float32Array, target: number): Float32Array;
 }
 
 /** A method that cannot explain this model, layer or class (HTTP 422). */

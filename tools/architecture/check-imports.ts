@@ -10,8 +10,9 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   errors: [],
   onnx: ['errors'],
   autodiff: ['errors', 'onnx'],
-  cam: ['errors'],
   render: ['errors'],
+  cam: ['errors', 'render'],
+  metrics: ['errors', 'cam'],
   engine: ['errors', 'onnx', 'autodiff', 'cam', 'render'],
   inspect: ['errors', 'onnx', 'render', 'engine'],
   api: ['errors', 'cam', 'render', 'engine', 'inspect'],
@@ -33,7 +34,7 @@ export const RESTRICTED_PACKAGES: Readonly<Record<string, readonly string[]>> = 
 export interface Violation { file: string; line: number; specifier: string; why: string }
 
 /** Static imports, re-exports, dynamic imports with a literal and `new URL('…', import.meta.url)`. */
-const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+|new URL\(\s*)(['"])([^'"]+)\1/gm;
+const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+|new URL\(\s*)(['"])([^'"\n]+)\1/gm;
 
 function* tsFiles(dir: string): Generator<string> {
   for (const name of readdirSync(dir)) {

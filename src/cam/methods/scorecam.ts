@@ -1,3 +1,4 @@
+import { maskInput } from '../maths.js';
 import { upsampleAlignCorners } from '../resample.js';
 import type { CamMethod, InputView, LayerTensors } from '../types.js';
 
@@ -27,16 +28,6 @@ function channelMask(l: LayerTensors, k: number, input: InputView): Float32Array
   return m;
 }
 
-/** out = input ⊙ mask, the mask (height × width) broadcast over the channels in the input's layout. */
-function maskInput(input: InputView, mask: Float32Array, out: Float32Array): void {
-  const { channels: C, data: x } = input;
-  const hw = input.height * input.width;
-  if (input.layout === 'NHWC') {
-    for (let i = 0; i < hw; i++) for (let c = 0; c < C; c++) out[i * C + c] = x[i * C + c] * mask[i];
-  } else {
-    for (let c = 0; c < C; c++) for (let i = 0, o = c * hw; i < hw; i++) out[o + i] = x[o + i] * mask[i];
-  }
-}
 
 function softmax(scores: Float32Array): Float32Array {
   let max = -Infinity;

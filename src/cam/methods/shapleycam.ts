@@ -1,0 +1,28 @@
+// ShapleyCAM: Grad-CAM corrected by a Hessian-vector product the caller supplies; pytorch-grad-cam's
+// ShapleyCAM.
+import { MethodError, type CamMethod } from '../types.js';
+
+/**
+ * ShapleyCAM (H. Cai, "CAMs as Shapley Value-based Explainers", arXiv:2501.06261): Grad-CAM read as a second-order Shapley estimate,
+ * w_k = mean_ij (G − ½·H·A)_kij with H the Hessian of the score w.r.t. A; map = ReLU(Σ_k w_k A_k).
+ *
+ * The engine must supply `HA` = H·A (a Hessian-vector product with A as the vector): e.g. a second
+ * backward pass through the head's backward graph (forward-over-reverse), or the central difference
+ * (G(A + εA) − G(A − εA)) / 2ε of two head backward runs with scaled activations. H·A = 0 where the head
+ * is piecewise linear (ReLU, max-pooling, linear layers), and ShapleyCAM is then Grad-CAM.
+ */
+export const shapleycam: CamMethod = {
+  name: 'shapleycam',
+  needs: 'gradients',
+  weights(l) {
+    if (!l.HA) throw new MethodError(`shapleycam needs the Hessian-vector product H·A at ${l.name}, which the engine does not compute`);
+    const hw = l.h * l.w;
+    const w = new Float32Array(l.C);
+    for (let k = 0; k < l.C; k++) {
+      let s = 0;
+      for (let i = k * hw; i < (k + 1) * hw; i++) s += l.G![i] - 0.5 * l.HA[i];
+      w[k] = s / hw;
+    }
+    return w;
+  },
+};
