@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelError } from '../errors/index.js';
+import { containedFile } from '../onnx/index.js';
 import type { ResizeMode } from '../render/index.js';
 
 export interface InputSpec {
@@ -107,12 +108,11 @@ export async function readManifest(dir: string, graph: GraphDefaults = {}): Prom
     } catch { /* no labels */ }
   }
   if (typeof labels === 'string') {
-    const lf = path.resolve(dir, labels);
-    if (path.relative(dir, lf).startsWith('..')) fail(file, 'labels', 'a file inside the model folder', labels);
+    const lf = await containedFile(dir, labels, 'labels file');
     try {
       manifest.labels = (await readFile(lf, 'utf8')).split(/\r?\n/).map((s) => s.trim()).filter((s) => s !== '');
     } catch (e) {
-      throw new ModelError(`${file}: cannot read labels file ${labels}: ${(e as Error).message}`);
+      throw new ModelError(`model.json: cannot read labels file ${labels}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   } else if (labels !== undefined) {
     if (!Array.isArray(labels) || !labels.every((s) => typeof s === 'string')) fail(file, 'labels', 'a file name or an array of strings', labels);

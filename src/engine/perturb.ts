@@ -68,12 +68,21 @@ export function forwardRunner(rt: ModelRuntime, set: LayerSet, input: Float32Arr
       const trunkOut = single.graph.sideInputs.length
         ? await single.trunk.session.run({ [rt.info.inputName]: rt.inputTensor(input) }, single.graph.sideInputs)
         : {};
+      // A head fed integer side inputs (shape arithmetic) was made for batch 1: run it one variant at a time.
+      if (Object.values(trunkOut).some((t) => (t as ort.Tensor).type !== 'float32')) hf.batched = false;
       const scores = new Float32Array(variants.count);
       // One batch buffer per head input, reused from batch to batch.
       const buffers = new Map<string, Float32Array>();
       const runBatch = async (start: number, count: number) => {
         const feeds: Record<string, ort.Tensor> = {};
         for (const name of hf.inputs) {
+          const side = trunkOut[name] as ort.Tensor | undefined;
+          if (name !== layer && side && side.type !== 'float32') {
+            // Integer side inputs (shape arithmetic such as Shape → Gather → Concat → Reshape of a model
+            // with a symbolic batch) go in as the trunk computed them: they have no batch rows to repeat.
+            feeds[name] = side;
+            continue;
+          }
           const dims = rt.tensorDims(name)!;
           const per = dims.reduce((a, b) => a * b, 1);
           let buffer = buffers.get(name);

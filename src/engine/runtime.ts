@@ -5,7 +5,7 @@ import { stat } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { buildGradientPatch } from '../autodiff/index.js';
 import { ExplainError, ModelError } from '../errors/index.js';
-import { type CandidateLayer, candidateLayers, createSession, extractHead, findLogits, type HeadGraph, type LinearHead, matchLinearHead, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, type TensorInfo } from '../onnx/index.js';
+import { type CandidateLayer, candidateLayers, containedFile, createSession, extractHead, findLogits, type HeadGraph, type LinearHead, matchLinearHead, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, type TensorInfo } from '../onnx/index.js';
 import { explain, type ExplainOptions, type ExplainRequest, type ExplainResult } from './explain.js';
 import { readManifest, type ModelManifest } from './manifest.js';
 import { tensorsOf, type TensorsRequest, type TensorsResult } from './passes.js';
@@ -99,7 +99,8 @@ export class ModelRuntime {
   /** Loads `<dir>/model.onnx` (or a .onnx file) with its manifest, probes shapes and finds the layers. */
   static async load(location: string, options: RuntimeOptions = {}): Promise<ModelRuntime> {
     const isDir = (await stat(location).catch(() => undefined))?.isDirectory() ?? false;
-    const file = isDir ? path.join(location, 'model.onnx') : location;
+    // In a model folder, model.onnx must really be there (a symbolic link may not lead out of the folder).
+    const file = isDir ? (await containedFile(location, 'model.onnx', 'model file'), path.join(location, 'model.onnx')) : location;
     const dir = path.dirname(path.resolve(file));
     const model = await OnnxModel.load(file);
     if (model.inputs.length !== 1) {

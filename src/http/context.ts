@@ -6,7 +6,7 @@ import { isMethodName } from '../cam/index.js';
 import { CamserveError } from '../errors/index.js';
 import type { ModelFacts } from '../inspect/index.js';
 import type { RenderJob } from '../render/index.js';
-import type { JobOptions, ModelStatus } from '../workers/index.js';
+import type { JobOptions, ModelStatus, Reservation } from '../workers/index.js';
 import type { ServerConfig } from './config.js';
 import type { Metrics } from './metrics.js';
 
@@ -17,8 +17,8 @@ export interface ServicePool {
   explain(modelId: string, req: ExplainRequest, opts?: JobOptions): Promise<ExplainResult>;
   tensors(modelId: string, req: TensorsRequest, opts?: JobOptions): Promise<TensorsResult>;
   facts(modelId: string, opts?: JobOptions): Promise<ModelFacts>;
-  /** the refusal a new job would get now (queue full, shutting down), if any */
-  full?(): CamserveError | undefined;
+  /** a place in the queue for a request about to upload its image, or the refusal it gets now */
+  reserve?(): Reservation | CamserveError;
 }
 
 export interface AppContext {
@@ -60,18 +60,25 @@ export function jobSignal(gone: AbortSignal, startedAt: number, timeoutMs: numbe
 }
 
 /**
- * Admission before any work: with every worker busy and the queue full (or the server stopping), the
- * request is refused with 503 before its body is read or decoded; the connection closes, since the
- * unread body cannot be skipped cheaply.
+ * Admission before any work: with every worker busy and the queue full (counting requests admitted but
+ * not queued yet), or the server stopping, the request is refused with 503 before its body is parsed or
+ * decoded. Otherwise it holds a place in the queue until its job takes it or the request ends.
  */
-export function admit(pool: ServicePool, req: Request, res: Response): void {
-  const refused = pool.full?.();
-  if (!refused) return;
+export function admit(pool: ServicePool, req: Request, res: Response): Reservation | undefined {
+  const place = pool.reserve?.();
+  if (place === undefined) return undefined;
+  if (!(place instanceof CamserveError)) {
+    // Given back if the request ends (refused, failed, client gone) before its job took the place.
+    res.once('close', () => place.release());
+    return place;
+  }
+  const refused = place;
   // Metrics and logs name the model and method when the query string gives valid ones (the body is not read).
   const { model, method } = req.query as Record<string, unknown>;
   if (typeof model === 'string' && pool.models().some((m) => m.id === model)) res.locals.model = model;
   if (typeof method === 'string' && isMethodName(method)) res.locals.camMethod = method;
-  res.setHeader('Connection', 'close');
+  // No `Connection: close`: Node discards the unread body and keeps the connection, where closing it
+  // under a client still sending would reset the connection instead of answering.
   throw refused;
 }
 

@@ -110,7 +110,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   }
   for (const m of pool.models()) {
     if (m.ok) logger.info({ model: m.id, ...('warning' in m && m.warning ? { warning: m.warning } : {}) }, 'model ready');
-    else logger.warn({ model: m.id, error: m.error }, 'model failed to load; skipped');
+    else logger.warn({ model: m.id, error: m.internal ?? m.error }, 'model failed to load; skipped');
   }
 
   let closing: Promise<void> | undefined;

@@ -5,3 +5,4 @@ export * from './model.js';
 export * from './builder.js';
 export * from './session.js';
 export * from './graph.js';
+export * from './files.js';

@@ -1,8 +1,9 @@
 // An ONNX model held as its original bytes plus a decoded view for analysis: producers, consumers,
 // initializers, attributes, opset, external data. Patches are appended to the bytes, never re-encoded.
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelError } from '../errors/index.js';
+import { containedFile } from './files.js';
 import {
   AttrType, DataType, decodeModel, encodeModel, toInt,
   type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
@@ -75,15 +76,7 @@ export class OnnxModel {
       throw new ModelError(`${file} is not a valid ONNX model: ${(e as Error).message}`);
     }
     if (!m.proto.graph) throw new ModelError(`${file} has no graph`);
-    for (const loc of m.externalFiles) {
-      const p = path.resolve(m.dir, loc);
-      if (path.relative(m.dir, p).startsWith('..')) throw new ModelError(`external data file ${loc} of ${file} lies outside the model's folder`);
-      try {
-        await stat(p);
-      } catch {
-        throw new ModelError(`external data file ${loc} of ${file} is missing (expected at ${p})`);
-      }
-    }
+    for (const loc of m.externalFiles) await containedFile(m.dir, loc, 'external data file');
     return m;
   }
 

@@ -23,7 +23,7 @@ export interface PoolOptions {
   maxQueue: number;
   /** Score-CAM / Ablation-CAM batch size; undefined: the engine's default */
   batchSize?: number;
-  /** a cancelled job that has not stopped after this long gets its worker replaced (ms) */
+  /** a cancelled job that has not stopped after this long gets its worker replaced (ms); the old worker exits after its current run */
   cancelGraceMs?: number;
   /** a job still running after this long gets its worker replaced, whatever it is doing (ms) */
   watchdogMs?: number;
@@ -59,7 +59,18 @@ interface Slot {
   killTimer?: NodeJS.Timeout;
 }
 
+/**
+ * A place in the queue held for a request between its admission (before its body is read) and its job
+ * (after decoding): so that many requests arriving at once are refused at the door, not after their uploads.
+ */
+export interface Reservation {
+  /** gives the place back (a request that failed before queueing its job); once, and not after use */
+  release(): void;
+}
+
 export interface JobOptions {
+  /** the place this job's request was admitted with (see reserve) */
+  reservation?: Reservation;
   /**
    * Aborting it drops a queued job and stops a running one at its next checkpoint. The abort reason
    * decides the error: a TimeoutError (AbortSignal.timeout) is `deadline-exceeded`, anything else `cancelled`.
@@ -103,6 +114,8 @@ export class InferencePool {
   private closing = false;
   private statuses: ModelStatus[] = [];
   private replaced = 0;
+  /** places held by admitted requests whose jobs are not queued yet */
+  private reserved = 0;
   private watchdog?: NodeJS.Timeout;
   private readonly cancelGraceMs: number;
   private readonly watchdogMs: number;
@@ -163,8 +176,10 @@ export class InferencePool {
   }
 
   /**
-   * Takes a slot out of the pool: its job (if any) fails with `why`, the thread is terminated (the
-   * current onnxruntime run, which JavaScript cannot interrupt, ends first) and a new worker is started.
+   * Takes a slot out of the pool: its job (if any) fails with `why`, a new worker is started, and the old
+   * one is told to exit. It does so when it next gets control — after the onnxruntime run in progress,
+   * which JavaScript cannot interrupt; terminating the thread during a native run aborts the whole
+   * process (measured: "terminate called after throwing an instance of 'Napi::Error'"), so it never is.
    */
   private retire(slot: Slot, why: CamserveError): void {
     if (slot.dead) return;
@@ -175,7 +190,12 @@ export class InferencePool {
     const job = slot.job;
     slot.job = undefined;
     if (job) this.settle(job, why);
-    void slot.worker.terminate();
+    try {
+      const msg: WorkerRequest = { type: 'shutdown' };
+      slot.worker.postMessage(msg);
+    } catch {
+      // an exited worker takes no message; nothing to stop
+    }
     if (this.closing) return;
     this.replaced++;
     // The replacement loads and warms every model before it takes jobs; meanwhile the others serve.
@@ -212,15 +232,26 @@ export class InferencePool {
   /** The refusal a new job would get now (shutting down, or every worker busy and the queue full), if any. */
   full(): CamserveError | undefined {
     if (this.closing) return new CamserveError('shutting-down', 'the server is shutting down');
-    const idle = this.slots.some((s) => !s.job);
-    if (!idle && this.queue.length >= this.opts.maxQueue) {
-      return new CamserveError('overloaded', `too many requests are waiting: all ${this.slots.length} workers are busy and ${this.queue.length} requests are waiting`);
+    const idle = this.slots.filter((s) => !s.job && !s.dead).length;
+    if (idle + this.opts.maxQueue - this.queue.length - this.reserved <= 0) {
+      return new CamserveError('overloaded', `too many requests are waiting: all ${this.slots.length} workers are busy and ${this.queue.length + this.reserved} requests are waiting`);
     }
     return undefined;
   }
 
-  private enqueue<T>(model: string, work: Work, opts: JobOptions): Promise<T> {
+  /** Holds a place for a job to come, or says why there is none (the request is then refused at once). */
+  reserve(): Reservation | CamserveError {
     const refused = this.full();
+    if (refused) return refused;
+    this.reserved++;
+    let held = true;
+    return { release: () => { if (held) { held = false; this.reserved--; } } };
+  }
+
+  private enqueue<T>(model: string, work: Work, opts: JobOptions): Promise<T> {
+    // A job with a reservation has its place already (the reservation ends here, whatever happens next).
+    if (opts.reservation) opts.reservation.release();
+    const refused = opts.reservation && !this.closing ? undefined : this.full();
     if (refused) return Promise.reject(refused);
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal, 'before it was queued'));
     return new Promise<T>((resolve, reject) => {

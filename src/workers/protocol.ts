@@ -6,7 +6,8 @@ import type { ModelFacts } from '../inspect/index.js';
 
 export type ModelStatus =
   | { id: string; ok: true; info: ModelInfo; warning?: string }
-  | { id: string; ok: false; error: string };
+  /** `error` is served (no server paths in it); `internal` is the full message, for the logs only */
+  | { id: string; ok: false; error: string; internal?: string };
 
 export interface WorkerInit {
   models: { id: string; dir: string }[];

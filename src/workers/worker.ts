@@ -4,6 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ModelRuntime, tensorTransferables, type ExplainRequest, type ExplainResult } from '../engine/index.js';
 import { CamserveError, toErrorData } from '../errors/index.js';
 import { modelFacts, type ModelFacts } from '../inspect/index.js';
+import { withoutServerPaths } from './paths.js';
 import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -36,7 +37,8 @@ async function load(): Promise<ModelStatus[]> {
       runtimes.set(id, rt);
       statuses.push({ id, ok: true, info: rt.info, ...(warning ? { warning } : {}) });
     } catch (e) {
-      statuses.push({ id, ok: false, error: (e as Error).message });
+      const message = (e as Error).message;
+      statuses.push({ id, ok: false, error: withoutServerPaths(message, dir), internal: message });
     }
   }
   return statuses;
@@ -114,8 +116,19 @@ port.on('message', (msg: WorkerRequest) => {
       running.get(msg.job)?.abort();
       return;
     case 'shutdown':
-      void Promise.all([...runtimes.values()].map((r) => r.release())).finally(() => process.exit(0));
+      void shutdown();
   }
 });
+
+/**
+ * Stops the running jobs at their next checkpoint, waits for them, releases every session and exits: no
+ * onnxruntime run is in progress when the thread ends (ending it during one aborts the process).
+ */
+async function shutdown(): Promise<void> {
+  for (const ac of running.values()) ac.abort();
+  while (running.size) await new Promise((r) => setTimeout(r, 10));
+  await Promise.all([...runtimes.values()].map((r) => r.release())).catch(() => undefined);
+  process.exit(0);
+}
 
 void load().then((statuses) => reply({ type: 'ready', statuses }));

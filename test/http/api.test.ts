@@ -695,7 +695,7 @@ describe('overload, disconnects, latency and shutdown', () => {
   before(async () => {
     const m = await makeModelsDir({ fixtures: ['mobilenetv2', 'resnet'] });
     busyCleanup = m.cleanup;
-    busy = await startTestServer(m.dir, { WORKERS: '1', MAX_QUEUE: '1', ORT_THREADS: '1', RETRY_AFTER_SECONDS: '3', DEFAULT_MODEL: 'mobilenetv2' });
+    busy = await startTestServer(m.dir, { WORKERS: '1', MAX_QUEUE: '1', ORT_THREADS: '1', RETRY_AFTER_SECONDS: '3', DEFAULT_MODEL: 'mobilenetv2', SHUTDOWN_TIMEOUT_MS: '60000' });
   });
   after(async () => {
     await busy?.close();
@@ -714,7 +714,6 @@ describe('overload, disconnects, latency and shutdown', () => {
     const refused = await bapi('POST', '/cam?method=gradcam&model=mobilenetv2', { body: form(starRing) });
     problem(refused, 503, 'overloaded');
     assert.equal(refused.header('retry-after'), '3');
-    assert.equal(refused.header('connection'), 'close', 'refused before its body was read');
 
     // The explanation is in a worker; this thread answers health checks at once.
     const latencies: number[] = [];

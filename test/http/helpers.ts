@@ -1,7 +1,8 @@
 // Shared set-up of the HTTP tests: a temporary MODELS_DIR made of fixture models (plus a labelled copy,
 // a broken folder and the default `shapes` model when it exists), a server on a random port, test images.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp, { type Sharp } from 'sharp';
@@ -37,7 +38,8 @@ export async function makeModelsDir(opts: ModelsDirOptions): Promise<{ dir: stri
   if (opts.labelled) {
     const d = path.join(dir, 'labelled');
     await mkdir(d);
-    await symlink(path.join(FIXTURES, 'resnet', 'model.onnx'), path.join(d, 'model.onnx'));
+    // A copy: a model.onnx that is a link out of its folder is refused (containment).
+    await copyFile(path.join(FIXTURES, 'resnet', 'model.onnx'), path.join(d, 'model.onnx'));
     await writeFile(path.join(d, 'labels.txt'), LABELS.join('\n') + '\n');
     await writeFile(path.join(d, 'model.json'), JSON.stringify({ input: { resize: 'pad' }, description: 'resnet fixture with shape labels' }));
   }
@@ -128,3 +130,27 @@ export function standInPool(parts: Partial<ServicePool>): ServicePool {
   const unused = () => Promise.reject(new Error('unused by this test'));
   return { models: () => [], stats: () => ({ workers: 1, busy: 0, queued: 0 }), explain: unused, tensors: unused, facts: unused, ...parts };
 }
+
+const MAIN = path.join(ROOT, 'src/http/main.ts');
+
+export interface Run { child: ChildProcess; lines: Record<string, unknown>[]; stdout: () => string; exited: Promise<number | null> }
+
+/** The service as a child process (its JSON log lines parsed as they come). */
+export function run(env: Record<string, string>, args: string[] = [], entry: string[] = ['--import', 'tsx', MAIN]): Run {
+  const child = spawn(process.execPath, [...entry, ...args], {
+    cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const lines: Record<string, unknown>[] = [];
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+    const parts = out.split('\n');
+    for (const l of parts.slice(lines.length, -1)) {
+      try { lines.push(JSON.parse(l) as Record<string, unknown>); } catch { lines.push({ text: l }); }
+    }
+  });
+  child.stderr!.on('data', (c: Buffer) => process.stderr.write(c));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, lines, stdout: () => out, exited };
+}
+

@@ -8,31 +8,10 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { ENVIRONMENT } from '../../src/http/config.js';
 import { ROOT } from './contract.js';
-import { EXAMPLES, form, makeModelsDir, until } from './helpers.js';
+import { EXAMPLES, form, makeModelsDir, run, until } from './helpers.js';
 
-const MAIN = path.join(ROOT, 'src/http/main.ts');
 /** The compiled entry point (`npm ci` builds it through `prepare`; `npm run build` by hand). */
 const BUILT = path.join(ROOT, 'dist/src/http/main.js');
-
-interface Run { child: ChildProcess; lines: Record<string, unknown>[]; stdout: () => string; exited: Promise<number | null> }
-
-function run(env: Record<string, string>, args: string[] = [], entry: string[] = ['--import', 'tsx', MAIN]): Run {
-  const child = spawn(process.execPath, [...entry, ...args], {
-    cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const lines: Record<string, unknown>[] = [];
-  child.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-    const parts = out.split('\n');
-    for (const l of parts.slice(lines.length, -1)) {
-      try { lines.push(JSON.parse(l) as Record<string, unknown>); } catch { lines.push({ text: l }); }
-    }
-  });
-  child.stderr!.on('data', (c: Buffer) => process.stderr.write(c));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, lines, stdout: () => out, exited };
-}
 
 const children: ChildProcess[] = [];
 after(() => {

@@ -92,7 +92,7 @@ test('an error is shown as the problem detail', { skip }, async () => {
   await page.selectOption('#method', 'cam');
   await page.waitForFunction(() => document.getElementById('status')!.classList.contains('error'));
   const status = await page.$eval('#status', (e) => e.textContent ?? '');
-  assert.match(status, /Cannot explain \(422\): cam needs a head/);
+  assert.match(status, /Cannot explain \(422\): the head after .* not global average pooling then one linear layer/);
 });
 
 test('the inspection tabs show feature maps, histograms, the summary and the graph of the chosen image and model', { skip }, async () => {

@@ -66,3 +66,47 @@ test('a job that cannot be sent to the worker fails alone: the process lives and
   const r = await pool.explain('resnet', { input: input(), method: 'gradcam' });
   assert.equal(r.explanations.length, 1);
 });
+
+test('a running job whose caller leaves stops at its next batch and frees the worker', async () => {
+  const ac = new AbortController();
+  const job = pool.explain('resnet', { input: input(), method: 'scorecam', augSmooth: true }, { signal: ac.signal });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(pool.stats().busy, 1);
+  const t = performance.now();
+  ac.abort();
+  await assert.rejects(job, { code: 'cancelled' });
+  while (pool.stats().busy) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(performance.now() - t < 1000, `freed after ${(performance.now() - t).toFixed(0)} ms`);
+  assert.equal(pool.stats().replaced, 0, 'stopped in time: no replacement');
+});
+
+test('a deadline (AbortSignal.timeout) is deadline-exceeded, queued or running', async () => {
+  await assert.rejects(pool.explain('resnet', { input: input(), method: 'scorecam', augSmooth: true }, { signal: AbortSignal.timeout(50) }), { code: 'deadline-exceeded' });
+  while (pool.stats().busy) await new Promise((r) => setTimeout(r, 5));
+});
+
+test('a worker that does not stop within the grace period, or outlives the watchdog, is replaced and the pool serves on', async () => {
+  const dir2 = await mkdtemp(path.join(os.tmpdir(), 'camserve-pool-kill-'));
+  await symlink(path.join(FIXTURES, 'resnet'), path.join(dir2, 'resnet'));
+  await symlink(path.join(FIXTURES, 'mobilenetv2'), path.join(dir2, 'mobilenetv2'));
+  const strict = await InferencePool.start({ modelsDir: dir2, workers: 1, intraOpThreads: 1, maxQueue: 2, cancelGraceMs: 1, watchdogMs: 400 });
+  try {
+    const ac = new AbortController();
+    const job = strict.explain('resnet', { input: input(), method: 'scorecam', augSmooth: true }, { signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 100));
+    ac.abort();
+    await assert.rejects(job, { code: 'cancelled' });
+    while (strict.stats().replaced < 1 || strict.stats().workers < 1) await new Promise((r) => setTimeout(r, 20));
+    const r = await strict.explain('resnet', { input: input(), method: 'gradcam' });
+    assert.equal(r.explanations.length, 1);
+    // The watchdog: a job running past 400 ms has its worker replaced and fails as internal.
+    const mobile = readF32(path.join(FIXTURES, 'mobilenetv2'), 'input.bin');
+    await assert.rejects(strict.explain('mobilenetv2', { input: mobile, method: 'scorecam', augSmooth: true }), { code: 'internal' });
+    assert.equal(strict.stats().replaced, 2);
+    while (strict.stats().workers < 1) await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await strict.explain('resnet', { input: input(), method: 'gradcam' })).explanations.length, 1);
+  } finally {
+    await strict.close();
+    await rm(dir2, { recursive: true, force: true });
+  }
+});

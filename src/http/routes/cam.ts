@@ -31,7 +31,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     routeLabel(res, '/cam');
     res.setHeader('Cache-Control', 'no-store');
     const pool = requirePool(ctx);
-    admit(pool, req, res);
+    const reservation = admit(pool, req, res);
     // The client may leave at any time: its job is then dropped from the queue, or stopped.
     const gone = clientGone(res);
 
@@ -58,7 +58,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     const result: ExplainResult = await pool.explain(info.id, {
       input, method: params.method, targets, topk: params.topk, layers,
       eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth,
-    }, { signal });
+    }, { signal, reservation });
     const wall = performance.now() - t;
     const inWorker = Object.values(result.timings).reduce((a, b) => a + b, 0);
     Object.assign(timings, result.timings);

@@ -55,7 +55,7 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
     routeLabel(res, route);
     res.setHeader('Cache-Control', 'no-store');
     const pool = requirePool(ctx);
-    admit(pool, req, res);
+    const reservation = admit(pool, req, res);
     const gone = clientGone(res);
     const upload = await readUpload(req, res, ctx.config);
     const p = collectParameters(`POST ${route}`, allowed, req.query as Record<string, unknown>, upload.fields);
@@ -65,17 +65,17 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
     const layers = resolveLayers(list(p, 'layer', MAX_LAYERS), info);
     /** The image as the model's input, once every parameter is checked. */
     const input = async () => toModelInput((await decodeUpload(upload.bytes, ctx.config)).rgb, info);
-    return { pool, gone, signal, p, info, layers, input };
+    return { pool, gone, signal, reservation, p, info, layers, input };
   };
 
   router.post('/features', async (req: Request, res: Response) => {
-    const { pool, gone, signal, p, info, layers, input } = await imageRequest(req, res, '/features', FEATURE_PARAMETERS);
+    const { pool, gone, signal, reservation, p, info, layers, input } = await imageRequest(req, res, '/features', FEATURE_PARAMETERS);
     const preferJson = req.accepts(['image/png', 'application/json']) === 'application/json';
     const output = oneOf(p, 'output', ['png', 'json'] as const, preferJson ? 'json' : 'png');
     const opts = parseGridOptions(p);
     const x = await input();
     if (gone.aborted) return;
-    const t = await pool.tensors(info.id, { input: x, layers }, { signal });
+    const t = await pool.tensors(info.id, { input: x, layers }, { signal, reservation });
     const grid = await featureGrid(t.layers.map((l) => ({ layer: l.layer, maps: { C: l.dims[1], h: l.dims[2], w: l.dims[3], data: l.activations } })), opts, output === 'png');
     if (gone.aborted) return;
     if (output === 'png') {
@@ -105,14 +105,14 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
   });
 
   router.post('/histograms', async (req: Request, res: Response) => {
-    const { pool, gone, signal, p, info, layers, input } = await imageRequest(req, res, '/histograms', HISTOGRAM_PARAMETERS);
+    const { pool, gone, signal, reservation, p, info, layers, input } = await imageRequest(req, res, '/histograms', HISTOGRAM_PARAMETERS);
     const output = oneOf(p, 'output', ['json', 'png'] as const, req.accepts(['application/json', 'image/png']) === 'image/png' ? 'png' : 'json');
     const hp = parseHistogramParams(p);
     const targets = hp.target ? resolveTargets(hp.target, info) : undefined;
     const x = await input();
     if (gone.aborted) return;
     const job: TensorsRequest = !hp.gradients ? { input: x, layers } : targets ? { input: x, layers, targets } : { input: x, layers, topk: 1 };
-    const t = await pool.tensors(info.id, job, { signal });
+    const t = await pool.tensors(info.id, job, { signal, reservation });
     if (gone.aborted) return;
     const layerHists = t.layers.map((l) => {
       const per = l.activations.length;
