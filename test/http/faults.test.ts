@@ -174,6 +174,41 @@ describe('a server with a slow and a quick model', () => {
   });
 });
 
+test('fault 6: connections beyond MAX_CONNECTIONS are closed at once; headers slower than HEADERS_TIMEOUT_MS get 408', async () => {
+  const m = await makeModelsDir({ fixtures: ['resnet'] });
+  const server = await startServer(testConfig(m.dir, { MAX_CONNECTIONS: '3', HEADERS_TIMEOUT_MS: '500', REQUEST_TIMEOUT_MS: '1000' }), { logger: pino({ level: 'silent' }) });
+  const { port } = new URL(server.url);
+  const open: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const s = net.connect(Number(port), '127.0.0.1');
+      await new Promise((r) => s.once('connect', r));
+      open.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const fourth = net.connect(Number(port), '127.0.0.1');
+    const closed = await new Promise<number>((resolve) => {
+      const t = performance.now();
+      fourth.on('error', () => undefined);
+      fourth.once('close', () => resolve(performance.now() - t));
+    });
+    assert.ok(closed < 300, `the fourth connection closed after ${closed.toFixed(0)} ms`);
+    // Slow headers: a request line and nothing more is answered 408 within the timeout (Node checks every second).
+    open[0].write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    const answer = await new Promise<string>((resolve) => {
+      let out = '';
+      open[0].on('data', (d) => { out += d.toString(); });
+      open[0].once('close', () => resolve(out));
+    });
+    assert.match(answer, /^HTTP\/1\.1 408/);
+    assert.match(answer, /application\/problem\+json/);
+  } finally {
+    for (const s of open) s.destroy();
+    await server.close();
+    await m.cleanup();
+  }
+});
+
 test('fault 4: /openapi.yaml is served from an install path with a dot-folder', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-dot-'));
   const hidden = path.join(dir, '.local', 'camserve');
