@@ -1,22 +1,14 @@
 // Central finite differences against the gradient graph: builds the explain patch for a small test
 // graph, runs it once, and compares dL/dx (L = Σ seed·y, K seeds at once) with (L(x+ε) − L(x−ε)) / 2ε.
+import { mulberry32 } from '../../src/cam/index.js';
 import * as ort from 'onnxruntime-node';
 import { buildGradientPatch } from '../../src/autodiff/builder.js';
 import { OnnxModel } from '../../src/onnx/model.js';
 import { createSession, probeShapes } from '../../src/onnx/session.js';
 import { buildModelBytes, type TestGraph } from './graph.js';
 
-/** Deterministic pseudo-random numbers (mulberry32) for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers (mulberry32, the engine's own generator) for test data. */
+export const rng = mulberry32;
 
 /** Uniform values in [lo, hi). */
 export function uniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {

@@ -3,18 +3,10 @@
 // images, broken multipart bodies, bad URIs and bad methods (the last two as raw bytes on a socket).
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { mulberry32 } from '../../src/cam/index.js';
 
 /** A seeded generator (mulberry32): the same seed gives the same requests. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = mulberry32;
 
 /** A request as fetch sends it, or raw bytes for what fetch refuses to send. */
 export type FuzzRequest =
