@@ -7,7 +7,10 @@ import { CamserveError } from '../errors/index.js';
 import type { ModelFacts } from '../inspect/index.js';
 import type { RenderJob } from '../render/index.js';
 import type { JobOptions, ModelStatus } from '../workers/index.js';
+import type { Access } from './access.js';
+import { clientOf } from './access.js';
 import type { ServerConfig } from './config.js';
+import type { JobBackend } from './jobs/types.js';
 import type { Metrics } from './metrics.js';
 
 /** What the routes need of the inference pool (InferencePool, or a stand-in in tests). */
@@ -15,10 +18,12 @@ export interface ServicePool {
   models(): ModelStatus[];
   stats(): { workers: number; busy: number; queued: number; replaced?: number };
   explain(modelId: string, req: ExplainRequest, opts?: JobOptions): Promise<ExplainResult>;
+  /** several inputs as one queued job (one trunk run where the model takes batches); else explain one by one */
+  explainBatch?(modelId: string, reqs: ExplainRequest[], opts?: JobOptions & { maxBatch?: number }): Promise<ExplainResult[]>;
   tensors(modelId: string, req: TensorsRequest, opts?: JobOptions): Promise<TensorsResult>;
   facts(modelId: string, opts?: JobOptions): Promise<ModelFacts>;
-  /** the refusal a new job would get now (queue full, shutting down), if any */
-  full?(): CamserveError | undefined;
+  /** the refusal a new job of `weight` inputs from `client` would get now (queue full, client's share taken, shutting down), if any */
+  full?(weight?: number, client?: string): CamserveError | undefined;
 }
 
 export interface AppContext {
@@ -30,6 +35,12 @@ export interface AppContext {
   shuttingDown(): boolean;
   /** PNGs of a render job, made off the HTTP thread */
   render(job: RenderJob): Promise<Buffer[]>;
+  /** API keys, rate limits, CORS */
+  access: Access;
+  /** where jobs live (in the process, or Redis) */
+  jobs(): JobBackend;
+  /** `f` is called when shutdown begins (event streams end); the returned function forgets it */
+  onShutdown(f: () => void): () => void;
 }
 
 /** The pool, or 503 not-ready while the models load. */
@@ -65,7 +76,7 @@ export function jobSignal(gone: AbortSignal, startedAt: number, timeoutMs: numbe
  * unread body cannot be skipped cheaply.
  */
 export function admit(pool: ServicePool, req: Request, res: Response): void {
-  const refused = pool.full?.();
+  const refused = pool.full?.(1, clientOf(req, res));
   if (!refused) return;
   // Metrics and logs name the model and method when the query string gives valid ones (the body is not read).
   const { model, method } = req.query as Record<string, unknown>;
