@@ -9,8 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { JOB_ROUTES } from '../../src/http/routes/jobs.js';
 import type { RunningServer } from '../../src/http/server.js';
-import { Contract, ROOT, client, type Answer } from './contract.js';
-import { EXAMPLES, form, makeModelsDir, picture, startTestServer, until } from './helpers.js';
+import { Contract, client, type Answer } from './contract.js';
+import { DYNBATCH, EXAMPLES, form, makeModelsDir, picture, readEvents, startTestServer, until, type SseEvent } from './helpers.js';
 
 const contract = new Contract();
 let server: RunningServer;
@@ -26,25 +26,6 @@ interface Job {
   links: { self: string; events: string };
 }
 interface CamJson { predictions: unknown[]; explanations: { target: unknown; cam: unknown }[]; layers: string[]; image: unknown }
-interface SseEvent { id: string; event: string; data: Job }
-
-export const DYNBATCH = path.join(ROOT, 'test/fixtures/batch/resnet-dynbatch');
-
-/** Reads a whole event stream (it ends after the job's last event). */
-export async function readEvents(url: string, headers: Record<string, string> = {}): Promise<{ res: Response; events: SseEvent[]; raw: string }> {
-  const res = await fetch(url, { headers });
-  const raw = await res.text();
-  const events: SseEvent[] = [];
-  for (const block of raw.split('\n\n')) {
-    const fields: Record<string, string> = {};
-    for (const line of block.split('\n')) {
-      const m = /^(\w+): (.*)$/.exec(line);
-      if (m) fields[m[1]] = m[2];
-    }
-    if (fields.event) events.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) as Job });
-  }
-  return { res, events, raw };
-}
 
 const post = (fields: Record<string, string>, images: Buffer[] = [starRing], headers: Record<string, string> = {}) => {
   const f = new FormData();
