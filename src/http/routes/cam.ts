@@ -164,12 +164,16 @@ async function camBatch(
   const { info, params } = plan;
   const timings: Record<string, number> = {};
   let t = performance.now();
-  const decoded: DecodedImage[] = [];
-  for (const [i, bytes] of images.entries()) decoded.push(await decodeAt(ctx, bytes, i));
+  // Decoded and preprocessed side by side on libuv's threads; the first failure (in image order) refuses the batch.
+  const settled = await Promise.allSettled(images.map(async (bytes, i) => {
+    const d = await decodeAt(ctx, bytes, i);
+    return { d, x: await toModelInput(d.rgb, info) };
+  }));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  const decoded: DecodedImage[] = settled.map((s) => (s as PromiseFulfilledResult<{ d: DecodedImage }>).value.d);
+  const inputs = settled.map((s) => (s as PromiseFulfilledResult<{ x: Float32Array }>).value.x);
   timings.decode_ms = performance.now() - t;
-  t = performance.now();
-  const inputs = await Promise.all(decoded.map((d) => toModelInput(d.rgb, info)));
-  timings.preprocess_ms = performance.now() - t;
   if (r.gone.aborted) return;
 
   t = performance.now();
