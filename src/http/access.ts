@@ -103,6 +103,10 @@ export class Access {
       keyGenerator: (req, res) => clientOf(req, res),
       // A store that fails (Redis down) must not take the service with it: the request goes through, logged.
       passOnStoreError: true,
+      logger: {
+        error: (e, message) => this.opts.logger.error({ err: e instanceof Error ? { message: e.message, name: e.name } : e, limit: name }, message ?? 'rate limiter error'),
+        warn: (e, message) => this.opts.logger.warn({ err: e instanceof Error ? { message: e.message, name: e.name } : e, limit: name }, message ?? 'rate limiter warning'),
+      },
       validate: { xForwardedForHeader: false, trustProxy: false },
       handler: (req, res, next) => {
         this.opts.metrics.rateLimited.inc({ limit: name, key: (res.locals.keyName as string | undefined) ?? '' });

@@ -21,7 +21,7 @@ import { INSPECT_ROUTES, inspectRoutes } from './routes/inspect.js';
 import { JOB_ROUTES, jobsRoutes } from './routes/jobs.js';
 import { MODEL_ROUTES, chooseDefaultModel, modelsRoutes } from './routes/models.js';
 import { OPS_ROUTES, opsRoutes } from './routes/ops.js';
-import { connectRedis } from './redis.js';
+import { connectRedis, isRedisDown } from './redis.js';
 
 export type { ServicePool } from './context.js';
 
@@ -260,5 +260,6 @@ function toCamserveError(err: unknown): CamserveError {
     return new CamserveError('bad-request', `the request cannot be read: ${typeof e?.message === 'string' ? e.message : 'malformed'}`);
   }
   if (err instanceof URIError) return new CamserveError('bad-request', `the request path is not valid percent-encoding: ${err.message}`);
+  if (isRedisDown(err)) return new CamserveError('not-ready', 'the job store (Redis) cannot be reached; try again shortly');
   return new CamserveError('internal', err instanceof Error ? err.message : String(err));
 }

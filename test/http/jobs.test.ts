@@ -133,6 +133,10 @@ describe('a Score-CAM job', () => {
     const again = await readEvents(server.url + job.links.events, { 'Last-Event-ID': events[2].id });
     assert.deepEqual(again.events.map((e) => e.id), events.slice(3).map((e) => e.id));
     assert.deepEqual(again.events.at(-1)!.data, events.at(-1)!.data);
+    // After the last event there is nothing more: the stream ends at once.
+    const none = await readEvents(server.url + job.links.events, { 'Last-Event-ID': events.at(-1)!.id });
+    assert.equal(none.res.status, 200);
+    assert.deepEqual(none.events, []);
   });
 
   test('DELETE of a finished job deletes it: 204, then 410', async () => {

@@ -172,4 +172,18 @@ describe('jobs in Redis, two replicas', { skip }, () => {
     assert.deepEqual(names, ['queued', 'running', 'queued', 'running', 'done']);
     assert.equal(handed[0].events.at(-1)!.data.progress.done, handed[0].events.at(-1)!.data.progress.total);
   });
+
+  test('with Redis gone, the job routes answer 503 (never hang) and POST /cam still answers', async () => {
+    await redis.stop();
+    const t = performance.now();
+    const r = await fetch(`${b.url}/jobs/${job.id}`);
+    assert.equal(r.status, 503);
+    assert.equal((await r.json() as { type: string }).type, 'urn:camserve:problem:not-ready');
+    assert.ok(r.headers.get('retry-after'));
+    assert.ok(performance.now() - t < 10_000, `answered in ${(performance.now() - t).toFixed(0)} ms`);
+    assert.equal((await postJob(b.url, { method: 'gradcam' })).status, 503);
+    const cam = await fetch(`${b.url}/cam`, { method: 'POST', body: form(starRing, { method: 'gradcam' }) });
+    assert.equal(cam.status, 200);
+    assert.equal((await fetch(`${b.url}/healthz`)).status, 200);
+  });
 });

@@ -84,7 +84,7 @@ export class RedisJobs implements JobBackend {
   ) {
     this.queue = new Queue(QUEUE, { connection: this.connect('queue'), prefix: `${P}bull` });
     this.queue.on('error', (e) => logger.error({ err: { message: e.message } }, 'job queue error'));
-    this.sub = connectRedis(url, logger, 'events');
+    this.sub = connectRedis(url, logger, 'events', true);
     void this.sub.subscribe(EVENTS_CHANNEL, CANCEL_CHANNEL).catch((e: Error) => logger.error({ err: { message: e.message } }, 'cannot subscribe to job events'));
     this.sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     this.sweeper = setInterval(() => { void this.sweep().catch(() => undefined); }, Math.max(1000, Math.min(60_000, limits.ttlMs / 4)));
@@ -95,7 +95,7 @@ export class RedisJobs implements JobBackend {
   start(): void {
     if (this.closing || this.worker) return;
     this.worker = new Worker(QUEUE, (job, _token, signal) => this.process(job as Job<QueueData>, signal), {
-      connection: this.connect('worker'), prefix: `${P}bull`,
+      connection: this.connect('worker', true), prefix: `${P}bull`,
       concurrency: this.limits.concurrency, removeOnComplete: { count: 0 }, removeOnFail: { count: 0 },
       // A replica that dies holds its jobs until their lock expires; then another takes them up.
       lockDuration: 30_000, stalledInterval: 15_000, maxStalledCount: ATTEMPTS,
@@ -103,8 +103,8 @@ export class RedisJobs implements JobBackend {
     this.worker.on('error', (e) => this.logger.error({ err: { message: e.message } }, 'job worker error'));
   }
 
-  private connect(name: string): Redis {
-    const c = connectRedis(this.url, this.logger, name);
+  private connect(name: string, blocking = false): Redis {
+    const c = connectRedis(this.url, this.logger, name, blocking);
     this.connections.push(c);
     return c;
   }

@@ -154,5 +154,8 @@ export function jobsRoutes(router: IRouter, ctx: AppContext): void {
     forget = ctx.onShutdown(end);
     if (ctx.shuttingDown()) end();
     for (const e of pending.splice(0)) write(e);
+    // A finished job whose last event was before Last-Event-ID has nothing more to say.
+    const now = await ctx.jobs().get(id, ownerOf(res)).catch(() => undefined);
+    if (!ended && (!now || TERMINAL.has(now.state))) end();
   });
 }
