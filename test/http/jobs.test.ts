@@ -64,7 +64,7 @@ before(async () => {
   // BATCH_SIZE 8: Score-CAM on the 64 channels of resnet-dynbatch's default layer is 8 batches.
   server = await startTestServer(models.dir, {
     DEFAULT_MODEL: 'resnet', BATCH_SIZE: '8', JOB_CONCURRENCY: '1', MAX_JOBS: '2', MAX_QUEUE_PER_CLIENT: '8',
-    TRUST_PROXY: 'loopback', MAX_UPLOAD_BYTES: String(256 * 1024), MAX_JOB_IMAGES: '8', MAX_BATCH: '8',
+    TRUST_PROXY: 'loopback', MAX_UPLOAD_BYTES: String(256 * 1024), MAX_JOB_IMAGES: '8', MAX_BATCH: '8', SSE_HEARTBEAT_S: '1',
   });
   starRing = await readFile(path.join(EXAMPLES, 'star-ring.png'));
 });
@@ -156,6 +156,17 @@ describe('cancelling and queueing', () => {
     const job = r.json<Job>();
     await until(async () => (await api('GET', `/jobs/${job.id}`)).json<Job>().progress.done > 0, 20_000, 'progress');
     assert.equal(server.pool.stats().busy, 1);
+    // While it runs, its event stream carries heartbeats (SSE_HEARTBEAT_S=1) between the events.
+    const watch = new AbortController();
+    const stream = await fetch(server.url + job.links.events, { signal: watch.signal });
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const t0 = performance.now();
+    while (!text.includes(': heartbeat\n\n') && performance.now() - t0 < 5000) text += (await reader.read()).value ?? '';
+    watch.abort();
+    assert.match(text, /^retry: \d+\n\n/);
+    assert.match(text, /: heartbeat\n\n/);
+    assert.match(text, /event: progress\n/);
     const t = performance.now();
     const d = await api('DELETE', `/jobs/${job.id}`);
     assert.equal(d.status, 202);
