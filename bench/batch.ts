@@ -2,7 +2,8 @@
 // the built server (`node dist/src/http/main.js`, one worker, its default threads), JPEG 640×480 in, JSON
 // out (output=json). On resnet18-dynbatch (a dynamic batch axis: the batch's forward pass is one run) and
 // on resnet18 (the same network with batch 1: the images run one after another in the worker), so that
-// what one forward pass buys is told apart from what one request buys.
+// what one forward pass buys is told apart from what one request buys. Then the same in process, without
+// HTTP: explainBatch of the N inputs against N explain calls on resnet18-dynbatch (onnxruntime with all cores).
 //
 //   npm run bench:batch -- [--images 16] [--rounds 7] [--method gradcam] [--models resnet18-dynbatch,resnet18] [--out FILE]
 //
@@ -14,7 +15,8 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import sharp from 'sharp';
-import { available, median } from './engine.js';
+import { ModelRuntime, toModelInput, decodeImage } from '../src/engine/index.js';
+import { BENCH_MODELS, available, median } from './engine.js';
 import { benchJpeg, startBenchServer } from './http.js';
 import { printHeaderHelp } from './usage.js';
 
@@ -138,11 +140,39 @@ async function main(): Promise<void> {
       const dyn = model.includes('dynbatch');
       say(`| ${model} | ${dyn ? 'one run per batch' : 'one run per image'} | ${cell(m('batch'))} | ${cell(m('serial'))} | ${cell(m('pairs'))} | ${(m('serial') / m('batch')).toFixed(2)}× / ${(m('pairs') / m('batch')).toFixed(2)}× |`);
     }
-    say('');
-    say(`Load average during the run (1, 5, 15 min): ${os.loadavg().map((x) => x.toFixed(2)).join(', ')}.`);
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }
+
+  // In process: the engine alone (decoded inputs, no HTTP, no render).
+  const dyn = f.models.find((m) => m.includes('dynbatch'));
+  if (dyn) {
+    const rt = await ModelRuntime.load(`${BENCH_MODELS}/${dyn}`, { intraOpThreads: os.availableParallelism?.() ?? os.cpus().length });
+    try {
+      const inputs = await Promise.all(images.map(async (b) => toModelInput((await decodeImage(b, { maxPixels: 1e8, maxSide: 4096 })).rgb, rt.info)));
+      const reqs = () => inputs.map((x) => ({ input: x, method: f.method as 'gradcam' }));
+      await rt.explainBatch(reqs());
+      for (const r of reqs()) await rt.explain(r);
+      const one: number[] = [];
+      const each: number[] = [];
+      for (let r = 0; r < f.rounds; r++) {
+        const order = r % 2 ? ['each', 'one'] : ['one', 'each'];
+        for (const w of order) {
+          const t = performance.now();
+          if (w === 'one') await rt.explainBatch(reqs());
+          else for (const q of reqs()) await rt.explain(q);
+          (w === 'one' ? one : each).push(performance.now() - t);
+        }
+      }
+      say('');
+      say(`In process (${dyn}, ${f.method}, ${f.images} decoded inputs, onnxruntime with ${os.availableParallelism?.() ?? os.cpus().length} threads): `
+        + `one batched trunk run ${median(one).toFixed(0)} ms, one run per input ${median(each).toFixed(0)} ms (${(median(each) / median(one)).toFixed(2)}×).`);
+    } finally {
+      await rt.release();
+    }
+  }
+  say('');
+  say(`Load average at the end of the run (1, 5, 15 min): ${os.loadavg().map((x) => x.toFixed(2)).join(', ')}.`);
   if (f.out) writeFileSync(f.out, lines.join('\n') + '\n');
 }
 
