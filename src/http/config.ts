@@ -21,6 +21,8 @@ export interface ServerConfig {
   batchSize?: number;
   /** largest accepted upload (multipart file or raw body), bytes */
   maxUploadBytes: number;
+  /** largest request body with several images (a batch, a job), bytes; larger (by Content-Length) is refused at once */
+  maxRequestBytes: number;
   /** largest accepted image, width × height of the encoded image (decompression-bomb guard) */
   maxPixels: number;
   /** longest side of the decoded original, and so of the PNGs returned; larger images are scaled down */
@@ -102,6 +104,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   maxQueue: 16,
   maxUploadBytes: 20 * 1024 * 1024,
+  maxRequestBytes: 64 * 1024 * 1024,
   maxPixels: 40_000_000,
   maxImageSide: 2048,
   maxTargets: 10,
@@ -148,7 +151,8 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'ORT_THREADS', default: 'cpus / WORKERS', help: 'onnxruntime intra-op threads per worker' },
   { name: 'MAX_QUEUE', default: String(DEFAULTS.maxQueue), help: 'explanations that may wait for a worker; more get 503 + Retry-After' },
   { name: 'BATCH_SIZE', default: String(ENGINE_DEFAULTS.batchSize), help: 'batch size of Score-CAM / Ablation-CAM forward runs' },
-  { name: 'MAX_UPLOAD_BYTES', default: `${DEFAULTS.maxUploadBytes} (${DEFAULTS.maxUploadBytes / 2 ** 20} MiB)`, help: 'largest upload; larger gets 413' },
+  { name: 'MAX_UPLOAD_BYTES', default: `${DEFAULTS.maxUploadBytes} (${DEFAULTS.maxUploadBytes / 2 ** 20} MiB)`, help: 'largest upload (of each image); larger gets 413' },
+  { name: 'MAX_REQUEST_BYTES', default: `${DEFAULTS.maxRequestBytes} (${DEFAULTS.maxRequestBytes / 2 ** 20} MiB)`, help: 'largest body of a request with several images (a batch, a job); larger gets 413 before it is read' },
   { name: 'MAX_PIXELS', default: String(DEFAULTS.maxPixels), help: 'largest image (width × height, read from its header before decoding); larger gets 413' },
   { name: 'MAX_IMAGE_SIDE', default: String(DEFAULTS.maxImageSide), help: 'longest side of the returned PNGs; larger images are scaled down before rendering' },
   { name: 'MAX_TARGETS', default: String(DEFAULTS.maxTargets), help: 'most classes one request may explain (target list or topk)' },
@@ -216,6 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     maxQueue,
     batchSize: integer(env, 'BATCH_SIZE', 1, 4096),
     maxUploadBytes: integer(env, 'MAX_UPLOAD_BYTES', 1) ?? DEFAULTS.maxUploadBytes,
+    maxRequestBytes: integer(env, 'MAX_REQUEST_BYTES', 1) ?? DEFAULTS.maxRequestBytes,
     maxPixels: integer(env, 'MAX_PIXELS', 1) ?? DEFAULTS.maxPixels,
     maxImageSide: integer(env, 'MAX_IMAGE_SIDE', 16, 16384) ?? DEFAULTS.maxImageSide,
     defaultModel: env.DEFAULT_MODEL?.trim() || undefined,

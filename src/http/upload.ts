@@ -45,6 +45,8 @@ function uploadRateGuard(req: Request, minRate: number, windowMs: number): { too
 export interface UploadOptions {
   /** most images (multipart `image` parts, or JSON `images`); default 1 */
   maxFiles?: number;
+  /** with maxFiles > 1: the largest whole body (Content-Length), bytes */
+  maxRequestBytes?: number;
   /** accept an application/json body: `image` (base64) or `images` (base64 list) and the parameters */
   json?: boolean;
 }
@@ -61,6 +63,13 @@ export interface Upload {
 export async function readUpload(req: Request, res: Response, limits: UploadLimits & UploadOptions): Promise<Upload> {
   const limit = limits.maxUploadBytes;
   const maxFiles = Math.max(1, limits.maxFiles ?? 1);
+  // Several images are held in memory together: a body announced larger than that is refused unread.
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  const maxBody = Math.max(limit, limits.maxRequestBytes ?? Infinity);
+  if (maxFiles > 1 && Number.isFinite(declared) && declared > maxBody + 64 * 1024) {
+    res.setHeader('Connection', 'close');
+    throw new CamserveError('payload-too-large', `the request body (${declared} bytes) is larger than ${maxBody} bytes`, { limit_bytes: maxBody });
+  }
   const guard = uploadRateGuard(req, limits.minUploadRate, limits.uploadRateWindowMs);
   const run = async (mw: express.RequestHandler) => {
     try {
@@ -107,7 +116,7 @@ export async function readUpload(req: Request, res: Response, limits: UploadLimi
   if (!hasBody) return { images: [], fields: {} };
   if (limits.json && req.is('application/json')) {
     // base64 takes 4/3 of the bytes; room for the parameters besides.
-    const jsonLimit = Math.ceil((maxFiles * limit * 4) / 3) + 64 * 1024;
+    const jsonLimit = Math.min(Math.ceil((maxFiles * limit * 4) / 3), Number.isFinite(maxBody) ? maxBody : Infinity) + 64 * 1024;
     try {
       await run(express.json({ limit: jsonLimit, strict: true, type: () => true }));
     } catch (e) {

@@ -64,7 +64,7 @@ before(async () => {
   // BATCH_SIZE 8: Score-CAM on the 64 channels of resnet-dynbatch's default layer is 8 batches.
   server = await startTestServer(models.dir, {
     DEFAULT_MODEL: 'resnet', BATCH_SIZE: '8', JOB_CONCURRENCY: '1', MAX_JOBS: '2', MAX_QUEUE_PER_CLIENT: '8',
-    TRUST_PROXY: 'loopback', MAX_UPLOAD_BYTES: String(256 * 1024), MAX_JOB_IMAGES: '8', MAX_BATCH: '8', SSE_HEARTBEAT_S: '1',
+    TRUST_PROXY: 'loopback', MAX_UPLOAD_BYTES: String(256 * 1024), MAX_JOB_IMAGES: '8', MAX_BATCH: '8', SSE_HEARTBEAT_S: '1', MAX_REQUEST_BYTES: String(600 * 1024),
   });
   starRing = await readFile(path.join(EXAMPLES, 'star-ring.png'));
 });
@@ -249,6 +249,11 @@ describe('submission', () => {
     problem(await post({ model: 'nope' }), 404, 'unknown-model');
     problem(await post({ model: 'broken' }), 422, 'model-unavailable');
     problem(await post({}, [Buffer.alloc(300 * 1024, 1)]), 413, 'payload-too-large');
+    // Each image within MAX_UPLOAD_BYTES, all of them over MAX_REQUEST_BYTES: refused before they are read.
+    const big = await sharp({ create: { width: 280, height: 280, channels: 3, background: '#888' } }).png({ compressionLevel: 0 }).toBuffer();
+    assert.ok(big.length < 256 * 1024 && 3 * big.length > 600 * 1024);
+    const p413 = problem(await post({}, [big, big, big]), 413, 'payload-too-large');
+    assert.match(p413.detail, /request body/);
     const p = problem(await post({}, [starRing, Buffer.from('not an image at all')]), 415, 'unsupported-media-type');
     assert.match(p.detail, /^image 1:/);
     problem(await api('GET', '/jobs/00000000-0000-0000-0000-000000000000'), 404, 'not-found');

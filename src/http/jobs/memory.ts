@@ -61,6 +61,12 @@ export class MemoryJobs implements JobBackend {
     if (this.queue.length >= this.limits.maxJobs) {
       throw new CamserveError('overloaded', `too many jobs are waiting (${this.queue.length}, at most ${this.limits.maxJobs})`);
     }
+    // The images of waiting jobs are held in memory: within JOB_MAX_BYTES, as results are.
+    const waiting = this.queue.reduce((a, e) => a + (e.spec?.images.reduce((b, x) => b + x.length, 0) ?? 0), 0);
+    const size = spec.images.reduce((a, x) => a + x.length, 0);
+    if (this.queue.length > 0 && waiting + size > this.limits.maxBytes) {
+      throw new CamserveError('overloaded', `the images of the waiting jobs take ${waiting} bytes; this job's ${size} more would pass ${this.limits.maxBytes}`);
+    }
     const mine = this.queue.filter((e) => e.record.client === record.client).length;
     if (mine >= this.limits.perClient) {
       throw new CamserveError('rate-limited', `this client has ${mine} jobs waiting; one client may have at most ${this.limits.perClient} of the ${this.limits.maxJobs} places`, { limit: 'queue-share', queued: mine, allowed: this.limits.perClient });
