@@ -7,12 +7,15 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
+import { createApp } from '../../src/http/app.js';
 import { startServer, type RunningServer } from '../../src/http/server.js';
 import { Contract, client, type Answer } from './contract.js';
-import { EXAMPLES, form, makeModelsDir, startTestServer, testConfig, until } from './helpers.js';
+import { EXAMPLES, form, makeModelsDir, standInPool, startTestServer, testConfig, until } from './helpers.js';
 
 const contract = new Contract();
 const KEY_ALICE = 'alice-0123456789abcdef0123456789';
@@ -191,6 +194,27 @@ describe('API keys', () => {
     const evil = await fetch(`${server.url}/models`, { headers: { Origin: 'https://evil.example', Authorization: `Bearer ${KEY_ALICE}` } });
     assert.equal(evil.headers.get('access-control-allow-origin'), null);
   });
+});
+
+test('the flags open /metrics and KServe\'s model metadata without a key; nothing else', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-keys-flags-'));
+  await writeFile(path.join(dir, 'keys'), `${KEY_ALICE}\n`);
+  const app = createApp(standInPool({}), testConfig('/nonexistent', { API_KEYS_FILE: path.join(dir, 'keys'), METRICS_PUBLIC: 'true', KSERVE_METADATA_PUBLIC: 'true' }));
+  const s = http.createServer(app);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  try {
+    await app.camserve.ready;
+    assert.equal((await fetch(`${url}/metrics`)).status, 200);
+    assert.equal((await fetch(`${url}/v1/models/resnet`)).status, 404, 'past the key check (no such route in this build)');
+    assert.equal((await fetch(`${url}/v1/models/resnet/infer`, { method: 'POST' })).status, 401, 'inference is not open');
+    assert.equal((await fetch(`${url}/models`)).status, 401);
+  } finally {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+    await app.camserve.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 describe('rate limits and queue shares', () => {
