@@ -101,6 +101,17 @@ export class RedisJobs implements JobBackend {
       lockDuration: 30_000, stalledInterval: 15_000, maxStalledCount: ATTEMPTS,
     });
     this.worker.on('error', (e) => this.logger.error({ err: { message: e.message } }, 'job worker error'));
+    // A job BullMQ gives up on (handed back or stalled ATTEMPTS times) ends as failed, not queued for ever.
+    this.worker.on('failed', (job, err) => {
+      if (!job || job.attemptsMade < ATTEMPTS) return;
+      void (async () => {
+        const r = await this.load(job.id!);
+        if (r && !TERMINAL.has(r.state)) {
+          if (r.state === 'queued') await this.redis.hincrby(key.queuedBy, r.client, -1);
+          await this.finish(r, 'failed', new CamserveError('internal', `the job was started ${job.attemptsMade} times without finishing: ${err.message}`));
+        }
+      })().catch((e: Error) => this.logger.error({ err: { message: e.message }, job: job.id }, 'cannot record the failed job'));
+    });
   }
 
   private connect(name: string, blocking = false): Redis {
