@@ -1,5 +1,8 @@
 // camserve's web page: choose or drop an image, pick model, method, layer and class; the page asks
-// POST /cam for JSON with the overlay PNG (include_png=true) and shows it beside the original.
+// POST /cam for JSON with the overlay PNG (include_png=true) and shows it beside the original. Long
+// methods (Score-CAM, Ablation-CAM, aug_smooth) go through a job (POST /jobs) whose events drive a
+// progress bar, with a Cancel button (DELETE /jobs/{id}). When the server asks for an API key (401) the
+// page asks for one and keeps it in this tab only (sessionStorage).
 // Other tabs look inside the model with the same image, model and layer: feature maps (POST /features),
 // histograms (POST /histograms), the layer summary (GET /models/{id}/summary) and the graph (GET /models/{id}/graph).
 const $ = (id) => document.getElementById(id);
@@ -9,7 +12,28 @@ const el = {
   original: $('original'), overlay: $('overlay'), explained: $('explained'), status: $('status'),
   tabs: [...document.querySelectorAll('.tabs [role=tab]')],
   features: $('features'), histograms: $('histograms'), summary: $('summary'), graph: $('graph'),
+  augSmooth: $('aug-smooth'), job: $('job'), jobProgress: $('job-progress'), jobText: $('job-text'), cancel: $('cancel'),
+  keyForm: $('key-form'), apiKey: $('api-key'),
 };
+
+/** Methods that take many forward runs: they go through a job with progress and cancellation. */
+const LONG_METHODS = new Set(['scorecam', 'ablationcam']);
+const KEY_STORAGE = 'camserve.apiKey';
+
+/** fetch with the API key of this tab, if any; a 401 asks for one. */
+async function api(url, init = {}) {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  const headers = { ...(init.headers ?? {}), ...(key ? { Authorization: `Bearer ${key}` } : {}) };
+  const res = await fetch(url, { ...init, headers });
+  if (res.status === 401) askForKey(key !== null);
+  return res;
+}
+
+function askForKey(rejected) {
+  el.keyForm.hidden = false;
+  el.apiKey.focus();
+  setStatus(rejected ? 'The API key was refused: enter another one.' : 'This server needs an API key: enter it above.', true);
+}
 
 const state = {
   image: null,         // the chosen File
@@ -18,6 +42,7 @@ const state = {
   target: null,        // class index chosen by the user (null: the top class)
   predictions: [],
   inflight: null,      // AbortController of the running request
+  job: null,           // { id, ac } of the running job
   tab: 'explain',      // the shown tab
   stale: false,        // something changed while another tab was shown: explain again on return
   inspectInflight: null, // AbortController of the running inspection request
@@ -54,7 +79,7 @@ function className(index) {
 }
 
 async function loadModels() {
-  const res = await fetch('models');
+  const res = await api('models');
   if (!res.ok) throw new Error(await problemText(res));
   const list = await res.json();
   el.model.replaceChildren();
@@ -74,7 +99,7 @@ async function loadModels() {
 async function loadModel() {
   const id = el.model.value;
   if (!id) return;
-  const res = await fetch(`models/${encodeURIComponent(id)}`);
+  const res = await api(`models/${encodeURIComponent(id)}`);
   if (!res.ok) throw new Error(await problemText(res));
   state.details = await res.json();
   const d = state.details;
@@ -132,6 +157,7 @@ function renderClasses(explained) {
 async function explain() {
   if (!state.image || !state.details) return;
   state.inflight?.abort();
+  stopJob();
   const ac = new AbortController();
   state.inflight = ac;
   const form = new FormData();
@@ -142,12 +168,14 @@ async function explain() {
   if (state.target !== null) form.append('target', String(state.target));
   form.append('alpha', el.alpha.value);
   form.append('colormap', el.colormap.value);
+  if (el.augSmooth.checked) form.append('aug_smooth', 'true');
   form.append('output', 'json');
   form.append('include_png', 'true');
+  if (LONG_METHODS.has(el.method.value) || el.augSmooth.checked) return explainAsJob(form, ac);
   setStatus(`Explaining with ${el.method.value}…`);
   let res;
   try {
-    res = await fetch('cam', { method: 'POST', body: form, signal: ac.signal, headers: { Accept: 'application/json' } });
+    res = await api('cam', { method: 'POST', body: form, signal: ac.signal, headers: { Accept: 'application/json' } });
   } catch (e) {
     if (ac.signal.aborted) return;
     setStatus(`Request failed: ${e.message}`, true);
@@ -159,7 +187,98 @@ async function explain() {
     setStatus(await problemText(res), true);
     return;
   }
-  const r = await res.json();
+  showResult(await res.json());
+}
+
+/** A long explanation as a job: its events move the progress bar; Cancel deletes it. */
+async function explainAsJob(form, ac) {
+  setStatus(`Queueing ${el.method.value}…`);
+  let res;
+  try {
+    res = await api('jobs', { method: 'POST', body: form, signal: ac.signal, headers: { Accept: 'application/json' } });
+  } catch (e) {
+    if (!ac.signal.aborted) setStatus(`Request failed: ${e.message}`, true);
+    return;
+  }
+  if (ac.signal.aborted) return;
+  if (!res.ok) {
+    setStatus(await problemText(res), true);
+    return;
+  }
+  const job = await res.json();
+  state.job = { id: job.id, ac };
+  showProgress(job);
+  try {
+    const events = await api(`jobs/${job.id}/events`, { signal: ac.signal, headers: { Accept: 'text/event-stream' } });
+    if (!events.ok) throw new Error(await problemText(events));
+    const reader = events.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      for (let i = buffer.indexOf('\n\n'); i >= 0; i = buffer.indexOf('\n\n')) {
+        const block = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        const data = block.split('\n').find((l) => l.startsWith('data: '));
+        if (data) onJobEvent(JSON.parse(data.slice(6)), ac);
+      }
+    }
+  } catch (e) {
+    if (ac.signal.aborted) return;
+    setStatus(`Following the job failed: ${e.message}`, true);
+  }
+}
+
+function onJobEvent(job, ac) {
+  if (ac.signal.aborted || state.job?.id !== job.id) return;
+  showProgress(job);
+  if (job.state === 'done') {
+    endJob();
+    state.inflight = null;
+    showResult(job.results[0].result);
+  } else if (job.state === 'failed') {
+    endJob();
+    setStatus(`${job.error?.title ?? 'Failed'} (${job.error?.status ?? ''}): ${job.error?.detail ?? ''}`, true);
+  } else if (job.state === 'cancelled') {
+    endJob();
+    setStatus('Cancelled.');
+  }
+}
+
+function showProgress(job) {
+  const p = job.progress;
+  el.job.hidden = false;
+  el.jobProgress.max = Math.max(1, p.total);
+  el.jobProgress.value = p.done;
+  el.jobText.textContent = job.state === 'queued' ? 'queued…'
+    : `${p.done} / ${p.total} runs${p.eta_s !== null && job.state === 'running' ? `, about ${Math.ceil(p.eta_s)} s left` : ''}`;
+  if (job.state === 'running') setStatus(`Explaining with ${job.method} (a job)…`);
+}
+
+function endJob() {
+  state.job = null;
+  el.job.hidden = true;
+}
+
+/** Cancels the running job, if any (a new explanation replaces it). */
+function stopJob() {
+  const job = state.job;
+  if (!job) return;
+  endJob();
+  job.ac.abort();
+  void api(`jobs/${job.id}`, { method: 'DELETE' }).catch(() => undefined);
+}
+
+el.cancel.addEventListener('click', () => {
+  const job = state.job;
+  if (!job) return;
+  el.cancel.disabled = true;
+  setStatus('Cancelling…');
+  void api(`jobs/${job.id}`, { method: 'DELETE' }).finally(() => { el.cancel.disabled = false; });
+});
+
+function showResult(r) {
   const e = r.explanations[0];
   el.overlay.src = `data:image/png;base64,${e.png}`;
   el.overlay.alt = `${r.method} map of ${className(e.target.index)}`;
@@ -169,7 +288,9 @@ async function explain() {
   state.predictions = r.predictions.some((p) => p.index === e.target.index) ? r.predictions : [...r.predictions, e.target];
   renderClasses(e.target.index);
   const t = r.timings_ms;
-  setStatus(`${r.model}, layer ${r.layers.join(', ')} — ${r.image.width}×${r.image.height} px, ${Math.round(t.total_ms)} ms` +
+  // A job's result has no total (it ran in the background): the sum of its stages.
+  const total = t.total_ms ?? Object.values(t).reduce((a, b) => a + b, 0);
+  setStatus(`${r.model}, layer ${r.layers.join(', ')} — ${r.image.width}×${r.image.height} px, ${Math.round(total)} ms` +
     ` (model ${Math.round((t.forward_ms ?? 0) + (t.backward_ms ?? 0) + (t.cam_ms ?? 0))} ms)`);
 }
 
@@ -253,7 +374,7 @@ async function inspect() {
   let res;
   let body;
   try {
-    res = await fetch(req.url, { ...req.init, signal: ac.signal });
+    res = await api(req.url, { ...req.init, signal: ac.signal });
     if (res.ok) body = tab === 'summary' ? await res.text() : await res.blob();
   } catch (e) {
     if (ac.signal.aborted) return;
@@ -309,6 +430,20 @@ el.layer.addEventListener('change', () => void update());
 el.colormap.addEventListener('change', () => void update());
 el.alpha.addEventListener('input', () => { el.alphaValue.textContent = el.alpha.value; });
 el.alpha.addEventListener('change', () => void update());
+el.augSmooth.addEventListener('change', () => void update());
+el.keyForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const key = el.apiKey.value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_STORAGE, key);
+  el.apiKey.value = '';
+  el.keyForm.hidden = true;
+  loadModels().then(() => { setStatus(state.image ? '' : 'Choose an image.'); if (state.image) void update(); }, (err) => {
+    if (el.keyForm.hidden) setStatus(`Cannot load the models: ${err.message}`, true);
+  });
+});
 for (const tab of el.tabs) tab.addEventListener('click', () => showTab(tab.dataset.tab));
 
-loadModels().then(() => setStatus('Choose an image.'), (e) => setStatus(`Cannot load the models: ${e.message}`, true));
+loadModels().then(() => setStatus('Choose an image.'), (e) => {
+  if (el.keyForm.hidden) setStatus(`Cannot load the models: ${e.message}`, true);
+});

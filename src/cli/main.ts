@@ -8,6 +8,7 @@ import { METHOD_NAMES } from '../cam/index.js';
 import { CamserveError, ERROR_CODES } from '../errors/index.js';
 import { COLORMAP_NAMES } from '../render/index.js';
 import { UsageError } from './common.js';
+import { explainDirCommand } from './commands/explain-dir.js';
 import { explainCommand } from './commands/explain.js';
 import { graphCommand, layersCommand, summaryCommand } from './commands/model.js';
 import { featuresCommand, histogramsCommand } from './commands/views.js';
@@ -16,6 +17,7 @@ const HELP = `camserve — class activation maps for ONNX image models
 
 Usage:
   camserve explain <image> --model <dir|model.onnx> [options]
+  camserve explain-dir <folder> --model <dir|model.onnx> --out <folder> [options] [--concurrency N]
   camserve layers --model <dir|model.onnx>
   camserve summary --model <dir|model.onnx> [--json]          torchsummary-style table
   camserve graph --model <dir|model.onnx> [--collapse scope] [--depth N] [--rankdir LR] [--dot] -o graph.svg
@@ -42,12 +44,22 @@ explain options:
   --json                   print the result (predictions, raw maps) as JSON
   -h, --help
 
+explain-dir: every image under <folder> (recursively; images recognised by their content), one overlay each
+  as <out>/<path>.png, <out>/results.jsonl (a line per image: predictions, explained class, or its error) and
+  <out>/index.html (a contact sheet). The explain options above (one class), and:
+  -o, --out <folder>       where the overlays, results.jsonl and index.html go (required)
+  -j, --concurrency <n>    images explained at once (default 1)
+  --progress / --no-progress   a progress bar (default: when stderr is a terminal; else a line per image)
+  A rerun skips images whose content and parameters are unchanged and whose overlay is there. Exits 1
+  listing the images that failed (files that are not images are listed and skipped).
+
 Exit codes: 0 done; 2 bad usage or parameter; 3 unusable image; 4 model cannot be loaded;
 5 cannot explain (method, layer or op); 1 anything else.
 `;
 
 const COMMANDS: Readonly<Record<string, (args: string[]) => Promise<void>>> = {
   explain: explainCommand,
+  'explain-dir': explainDirCommand,
   layers: layersCommand,
   summary: summaryCommand,
   graph: graphCommand,

@@ -4,8 +4,9 @@
 import { type CamMethod, type LayerTensors, MethodError, type MethodName, METHODS, rawMap } from '../cam/index.js';
 import { cancelled } from '../errors/index.js';
 import { averageMaps, type CamMap } from '../render/index.js';
-import { chooseTargets, runPasses, type Passes } from './passes.js';
+import { chooseTargets, runPasses, type Passes, type TrunkRun } from './passes.js';
 import { forwardRunner, type RunnerOptions } from './perturb.js';
+import { StepProgress } from './progress.js';
 import type { LayerSet, ModelRuntime } from './runtime.js';
 
 export interface ExplainRequest {
@@ -21,7 +22,13 @@ export interface ExplainRequest {
   augSmooth?: boolean;
 }
 
-export type ExplainOptions = RunnerOptions;
+export interface ExplainOptions extends RunnerOptions {
+  /** the trunk's outputs for this input, already run (one image of a batched forward pass) */
+  trunk?: TrunkRun;
+}
+
+/** What the map loops see: the runner's options, and the end of each step (for progress). */
+type LoopOptions = RunnerOptions & { stepDone?(): void };
 
 export interface LayerMap { layer: string; map: CamMap }
 
@@ -53,13 +60,17 @@ export async function explain(rt: ModelRuntime, req: ExplainRequest, opts: Expla
   timings.prepare_ms = now() - t;
 
   const gradients = method.needs === 'gradients';
-  const base = await runPasses(rt, set, req.input, { gradients, choose: chooseTargets(req.targets, req.topk), timings, signal: opts.signal });
+  const base = await runPasses(rt, set, req.input, { gradients, choose: chooseTargets(req.targets, req.topk), timings, signal: opts.signal, trunk: opts.trunk });
 
   t = now();
   const passesBefore = (timings.forward_ms ?? 0) + (timings.backward_ms ?? 0);
+  // Progress counts forward runs over every (augmentation, class, layer) step; a step without any counts as one.
+  const steps = (req.augSmooth ? AUGMENTATIONS.length : 1) * base.targets.length * layers.length;
+  const progress = opts.progress ? new StepProgress(steps, opts.progress) : undefined;
+  const loop: LoopOptions = { signal: opts.signal, progress: progress?.runner, stepDone: progress?.stepDone };
   const maps = req.augSmooth
-    ? await augSmoothMaps(rt, set, method, req, base, timings, opts)
-    : await layerMaps(rt, set, method, req, base, opts);
+    ? await augSmoothMaps(rt, set, method, req, base, timings, loop)
+    : await layerMaps(rt, set, method, req, base, loop);
   const explanations = base.targets.map((target, ti) => aggregate(rt, layers, maps[ti], { index: target, logit: base.logits[target] }));
   // aug_smooth's extra passes are counted as forward/backward time, not twice.
   timings.cam_ms = now() - t - ((timings.forward_ms ?? 0) + (timings.backward_ms ?? 0) - passesBefore);
@@ -72,7 +83,7 @@ function methodOf(name: MethodName): CamMethod {
 }
 
 /** Raw maps [target][layer] of one run of the passes. */
-async function layerMaps(rt: ModelRuntime, set: LayerSet, method: CamMethod, req: ExplainRequest, run: Passes, opts: ExplainOptions): Promise<Float32Array[][]> {
+async function layerMaps(rt: ModelRuntime, set: LayerSet, method: CamMethod, req: ExplainRequest, run: Passes, opts: LoopOptions): Promise<Float32Array[][]> {
   const runner = forwardRunner(rt, set, req.input, opts);
   const out: Float32Array[][] = [];
   for (const [ti, target] of run.targets.entries()) {
@@ -83,6 +94,7 @@ async function layerMaps(rt: ModelRuntime, set: LayerSet, method: CamMethod, req
       const G = run.gradients?.[layer].subarray(ti * C * h * w, (ti + 1) * C * h * w);
       const tensors: LayerTensors = { name: layer, C, h, w, A: run.activations[layer], G };
       perLayer.push(await rawMap(method, tensors, { target, score: run.logits[target], runner }, { eigenSmooth: req.eigenSmooth }));
+      opts.stepDone?.();
     }
     out.push(perLayer);
   }
@@ -93,7 +105,7 @@ async function layerMaps(rt: ModelRuntime, set: LayerSet, method: CamMethod, req
 const AUGMENTATIONS: readonly (readonly [flip: boolean, factor: number])[] = [[false, 1], [false, 0.9], [false, 1.1], [true, 1], [true, 0.9], [true, 1.1]];
 
 async function augSmoothMaps(
-  rt: ModelRuntime, set: LayerSet, method: CamMethod, req: ExplainRequest, base: Passes, timings: Record<string, number>, opts: ExplainOptions,
+  rt: ModelRuntime, set: LayerSet, method: CamMethod, req: ExplainRequest, base: Passes, timings: Record<string, number>, opts: LoopOptions,
 ): Promise<Float32Array[][]> {
   const gradients = method.needs === 'gradients';
   let sum: Float32Array[][] | undefined;

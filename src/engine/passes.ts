@@ -15,6 +15,12 @@ export interface Passes {
   trunkOut: ort.InferenceSession.OnnxValueMapType;
 }
 
+/** The trunk's outputs for one input, run already (one image of a batched forward pass), and its share of the run's time. */
+export interface TrunkRun {
+  out: ort.InferenceSession.OnnxValueMapType;
+  ms: number;
+}
+
 /** Picks the classes to explain once the logits are known. */
 export type TargetChooser = (logits: Float32Array) => number[];
 
@@ -28,12 +34,12 @@ const now = () => performance.now();
 /** Runs the trunk and, with `gradients`, the head's backward for every chosen class in one run. */
 export async function runPasses(
   rt: ModelRuntime, set: LayerSet, input: Float32Array,
-  opts: { gradients: boolean; choose: TargetChooser; timings: Record<string, number>; signal?: AbortSignal },
+  opts: { gradients: boolean; choose: TargetChooser; timings: Record<string, number>; signal?: AbortSignal; trunk?: TrunkRun },
 ): Promise<Passes> {
   const { timings, signal } = opts;
   let t = now();
-  const trunkOut = await set.trunk.session.run({ [rt.info.inputName]: rt.inputTensor(input) });
-  timings.forward_ms = (timings.forward_ms ?? 0) + now() - t;
+  const trunkOut = opts.trunk?.out ?? await set.trunk.session.run({ [rt.info.inputName]: rt.inputTensor(input) });
+  timings.forward_ms = (timings.forward_ms ?? 0) + (opts.trunk ? opts.trunk.ms : now() - t);
   if (signal?.aborted) throw cancelled();
   const logits = trunkOut[rt.info.logits].data as Float32Array;
   const targets = opts.choose(logits);

@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { buildGradientPatch } from '../autodiff/index.js';
 import { ExplainError, ModelError } from '../errors/index.js';
 import { type CandidateLayer, candidateLayers, containedFile, createSession, extractHead, findLogits, type HeadGraph, type LinearHead, matchLinearHead, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, type TensorInfo } from '../onnx/index.js';
+import { explainBatch, type BatchOptions } from './batch.js';
 import { explain, type ExplainOptions, type ExplainRequest, type ExplainResult } from './explain.js';
 import { readManifest, type ModelManifest } from './manifest.js';
 import { tensorsOf, type TensorsRequest, type TensorsResult } from './passes.js';
@@ -166,6 +167,11 @@ export class ModelRuntime {
   /** Explains one input: the requested method's map for every target class and layer (see explain.ts). */
   explain(req: ExplainRequest, opts: ExplainOptions = {}): Promise<ExplainResult> {
     return explain(this, req, opts);
+  }
+
+  /** Explains several inputs, in one trunk run where the model takes batches (see batch.ts). */
+  explainBatch(reqs: readonly ExplainRequest[], opts: BatchOptions = {}): Promise<ExplainResult[]> {
+    return explainBatch(this, reqs, opts);
   }
 
   /**

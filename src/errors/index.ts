@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   'unsupported-media-type': { status: 415, title: 'Not a supported image', exit: 3 },
   'expectation-failed': { status: 417, title: 'Expectation failed', exit: 2 },
   'cannot-explain': { status: 422, title: 'Cannot explain', exit: 5 },
+  'idempotency-key-reused': { status: 422, title: 'Idempotency key reused', exit: 2 },
   'model-unavailable': { status: 422, title: 'Model failed to load', exit: 4 },
   'rate-limited': { status: 429, title: 'Too many requests', exit: 6 },
   internal: { status: 500, title: 'Internal error', exit: 1 },

@@ -1,19 +1,27 @@
 // The Express application: the routes of the contract (openapi.yaml), request logging and metrics, one
 // 405 table, and problem+json for every failure. Inference happens in the pool, never on this thread.
 import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { CamserveError } from '../errors/index.js';
 import { Renderer } from '../workers/index.js';
+import { Access } from './access.js';
 import type { ServerConfig } from './config.js';
+import { MemoryJobs } from './jobs/memory.js';
+import { RedisJobs } from './jobs/redis.js';
+import type { JobBackend } from './jobs/types.js';
 import { requestId, routeLabel, type AppContext, type ServicePool } from './context.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { sendProblem } from './problem.js';
 import { CAM_ROUTES, camRoutes } from './routes/cam.js';
 import { INSPECT_ROUTES, inspectRoutes } from './routes/inspect.js';
+import { JOB_ROUTES, jobsRoutes } from './routes/jobs.js';
 import { MODEL_ROUTES, chooseDefaultModel, modelsRoutes } from './routes/models.js';
 import { OPS_ROUTES, opsRoutes } from './routes/ops.js';
+import { connectRedis, isRedisDown } from './redis.js';
 
 export type { ServicePool } from './context.js';
 
@@ -24,6 +32,7 @@ export const ROUTES: Record<string, string[]> = {
   ...MODEL_ROUTES,
   ...CAM_ROUTES,
   ...INSPECT_ROUTES,
+  ...JOB_ROUTES,
 };
 
 export interface CamserveControl {
@@ -34,8 +43,12 @@ export interface CamserveControl {
   /** from now on /readyz answers 503 and every answer closes its connection */
   beginShutdown(): void;
   isShuttingDown(): boolean;
-  /** stops the render thread (after the server has closed) */
+  /** stops the jobs, the render thread and the Redis connections (after the server has closed) */
   close(): Promise<void>;
+  /** API keys, rate limits, CORS */
+  access: Access;
+  /** where jobs live */
+  jobs: JobBackend;
 }
 
 export type CamserveApp = express.Express & { camserve: CamserveControl };
@@ -61,9 +74,14 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
   let current: ServicePool | undefined;
   let defaultModel: string | undefined;
   let shuttingDown = false;
-  const metrics = createMetrics(() => current);
+  let jobs: JobBackend | undefined;
+  const metrics = createMetrics(() => current, () => jobs);
   const renderer = new Renderer();
-  const ready = Promise.resolve(pool).then((p) => {
+  const redis: Redis | undefined = config.redisUrl ? connectRedis(config.redisUrl, logger, 'commands') : undefined;
+  const publicFiles = readdirSync(config.publicDir, { withFileTypes: true }).filter((d) => d.isFile()).map((d) => `/${d.name}`);
+  const access = new Access({ config, logger, metrics, redis, publicFiles });
+  const shutdownHooks = new Set<() => void>();
+  const ready = Promise.all([Promise.resolve(pool), access.ready]).then(([p]) => {
     defaultModel = chooseDefaultModel(p.models(), config.defaultModel);
     current = p;
     return p;
@@ -76,17 +94,47 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
     defaultModel: () => defaultModel,
     shuttingDown: () => shuttingDown,
     render: (job) => renderer.render(job),
+    access,
+    jobs: () => jobs!,
+    onShutdown: (f) => {
+      shutdownHooks.add(f);
+      return () => shutdownHooks.delete(f);
+    },
   };
+  const limits = {
+    maxJobs: config.maxJobs,
+    perClient: Math.max(1, Math.ceil((config.maxJobs * config.maxQueuePerClient) / Math.max(1, config.maxQueue))),
+    concurrency: config.jobConcurrency,
+    ttlMs: config.jobTtlS * 1000,
+    maxBytes: config.jobMaxBytes,
+  };
+  jobs = redis && config.redisUrl
+    ? new RedisJobs(ctx, limits, logger, redis, config.redisUrl)
+    : new MemoryJobs(ctx, limits, logger);
+  // Jobs are taken from Redis only once the models are there to run them.
+  if (jobs instanceof RedisJobs) {
+    const r = jobs;
+    ready.then(() => r.start(), () => undefined);
+  }
 
   const app = express() as CamserveApp;
   app.camserve = {
-    metrics, logger, ready,
-    beginShutdown: () => { shuttingDown = true; },
+    metrics, logger, ready, access, jobs,
+    beginShutdown: () => {
+      shuttingDown = true;
+      for (const f of [...shutdownHooks]) f();
+    },
     isShuttingDown: () => shuttingDown,
-    close: () => renderer.close(),
+    close: async () => {
+      await jobs!.close();
+      access.close();
+      await renderer.close();
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+    },
   };
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.set('trust proxy', config.trustProxy);
 
   app.use(pinoHttp({
     logger,
@@ -102,7 +150,7 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
       const route = l.route ?? (res.writableFinished ? 'unmatched' : undefined);
       return {
         ...(route ? { route } : {}), ...(l.model ? { model: l.model } : {}), ...(l.camMethod ? { cam_method: l.camMethod } : {}),
-        ...(l.shed ? { shed_total: l.shed } : {}),
+        ...(l.shed ? { shed_total: l.shed } : {}), ...(l.keyName ? { key: l.keyName } : {}),
       };
     },
     // 4xx (the client's fault) at info; shedding load (503) at warn with the running count; 5xx at error.
@@ -136,22 +184,30 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
       const l = res.locals;
       const labels = { route: l.route ?? 'unmatched', http_method: req.method, cam_method: l.camMethod ?? '', model: l.model ?? '' };
       end(labels);
-      metrics.requests.inc({ ...labels, status: res.writableFinished ? String(res.statusCode) : 'aborted' });
+      const status = res.writableFinished ? String(res.statusCode) : 'aborted';
+      metrics.requests.inc({ ...labels, status });
+      if (access.keysOn) metrics.keyRequests.inc({ key: l.keyName ?? '', status });
     });
     next();
   });
+
+  // CORS first (a preflight carries no key), then the key, then the rate limit of every route.
+  app.use(access.cors);
+  app.use(access.authenticate);
+  app.use(access.limit);
 
   opsRoutes(app, ctx);
   modelsRoutes(app, ctx);
   camRoutes(app, ctx);
   inspectRoutes(app, ctx);
+  jobsRoutes(app, ctx);
 
   app.get('/', (_req, res, next) => { routeLabel(res, '/'); next(); });
   app.use(express.static(config.publicDir, { index: 'index.html', fallthrough: true, maxAge: 0 }));
 
   // A known path with another HTTP method: 405 with Allow (OPTIONS: 204 with Allow).
   for (const [path, methods] of Object.entries(ROUTES)) {
-    app.all(path.replace('{id}', ':id'), (req, res) => {
+    app.all(path.replace(/\{(\w+)\}\.png$/, ':file').replace(/\{(\w+)\}/g, ':$1'), (req, res) => {
       routeLabel(res, path);
       const allow = [...methods, 'OPTIONS'].join(', ');
       res.setHeader('Allow', allow);
@@ -204,5 +260,6 @@ function toCamserveError(err: unknown): CamserveError {
     return new CamserveError('bad-request', `the request cannot be read: ${typeof e?.message === 'string' ? e.message : 'malformed'}`);
   }
   if (err instanceof URIError) return new CamserveError('bad-request', `the request path is not valid percent-encoding: ${err.message}`);
+  if (isRedisDown(err)) return new CamserveError('not-ready', 'the job store (Redis) cannot be reached; try again shortly');
   return new CamserveError('internal', err instanceof Error ? err.message : String(err));
 }

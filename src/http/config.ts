@@ -21,6 +21,8 @@ export interface ServerConfig {
   batchSize?: number;
   /** largest accepted upload (multipart file or raw body), bytes */
   maxUploadBytes: number;
+  /** largest request body with several images (a batch, a job), bytes; larger (by Content-Length) is refused at once */
+  maxRequestBytes: number;
   /** largest accepted image, width × height of the encoded image (decompression-bomb guard) */
   maxPixels: number;
   /** longest side of the decoded original, and so of the PNGs returned; larger images are scaled down */
@@ -46,6 +48,44 @@ export interface ServerConfig {
   /** the web page's folder and the API description served at /openapi.yaml */
   publicDir: string;
   openapiFile: string;
+
+  // ---- batches and jobs
+  /** most images in one POST /cam */
+  maxBatch: number;
+  /** most images in one job */
+  maxJobImages: number;
+  /** jobs that may wait (per replica in process, in all with Redis); more get 503 */
+  maxJobs: number;
+  /** jobs a replica runs at once */
+  jobConcurrency: number;
+  /** how long a finished job's results are kept, s */
+  jobTtlS: number;
+  /** most bytes of results kept (PNGs and JSON); the oldest finished jobs' go first */
+  jobMaxBytes: number;
+  /** interval of the comment lines that keep an event stream open, s */
+  sseHeartbeatS: number;
+  /** Redis for jobs and rate-limit counters shared by replicas; undefined: in the process */
+  redisUrl?: string;
+
+  // ---- access
+  /** file of API keys (`key` or `name:key` per line); undefined: no keys required */
+  apiKeysFile?: string;
+  /** how often the key file is checked for changes (besides file-system events), ms */
+  apiKeysPollMs: number;
+  /** with keys on, /metrics and KServe's GET /v1/models/{id} still answer without one */
+  metricsPublic: boolean;
+  kserveMetadataPublic: boolean;
+  /** requests per window and client on every route but the probes (0: no limit) */
+  rateLimit: number;
+  /** long methods (Score-CAM, Ablation-CAM, aug_smooth) and jobs per window and client (0: no limit) */
+  rateLimitLong: number;
+  rateLimitWindowS: number;
+  /** explanations (and jobs) one client may have waiting */
+  maxQueuePerClient: number;
+  /** express's `trust proxy`: false, true, a hop count, or addresses/subnets */
+  trustProxy: boolean | number | string;
+  /** origins allowed to call from a browser (CORS); `*` any */
+  corsOrigins: string[];
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -64,6 +104,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   maxQueue: 16,
   maxUploadBytes: 20 * 1024 * 1024,
+  maxRequestBytes: 64 * 1024 * 1024,
   maxPixels: 40_000_000,
   maxImageSide: 2048,
   maxTargets: 10,
@@ -75,6 +116,16 @@ export const DEFAULTS = {
   minUploadRate: 4096,
   uploadRateWindowMs: 5000,
   maxConnections: 512,
+  maxBatch: 16,
+  maxJobImages: 64,
+  maxJobs: 64,
+  jobTtlS: 3600,
+  jobMaxBytes: 256 * 1024 * 1024,
+  sseHeartbeatS: 15,
+  apiKeysPollMs: 2000,
+  rateLimit: 0,
+  rateLimitLong: 0,
+  rateLimitWindowS: 60,
 } as const;
 
 /**
@@ -100,7 +151,8 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'ORT_THREADS', default: 'cpus / WORKERS', help: 'onnxruntime intra-op threads per worker' },
   { name: 'MAX_QUEUE', default: String(DEFAULTS.maxQueue), help: 'explanations that may wait for a worker; more get 503 + Retry-After' },
   { name: 'BATCH_SIZE', default: String(ENGINE_DEFAULTS.batchSize), help: 'batch size of Score-CAM / Ablation-CAM forward runs' },
-  { name: 'MAX_UPLOAD_BYTES', default: `${DEFAULTS.maxUploadBytes} (${DEFAULTS.maxUploadBytes / 2 ** 20} MiB)`, help: 'largest upload; larger gets 413' },
+  { name: 'MAX_UPLOAD_BYTES', default: `${DEFAULTS.maxUploadBytes} (${DEFAULTS.maxUploadBytes / 2 ** 20} MiB)`, help: 'largest upload (of each image); larger gets 413' },
+  { name: 'MAX_REQUEST_BYTES', default: `${DEFAULTS.maxRequestBytes} (${DEFAULTS.maxRequestBytes / 2 ** 20} MiB)`, help: 'largest body of a request with several images (a batch, a job); larger gets 413 before it is read' },
   { name: 'MAX_PIXELS', default: String(DEFAULTS.maxPixels), help: 'largest image (width × height, read from its header before decoding); larger gets 413' },
   { name: 'MAX_IMAGE_SIDE', default: String(DEFAULTS.maxImageSide), help: 'longest side of the returned PNGs; larger images are scaled down before rendering' },
   { name: 'MAX_TARGETS', default: String(DEFAULTS.maxTargets), help: 'most classes one request may explain (target list or topk)' },
@@ -112,6 +164,24 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'UPLOAD_RATE_WINDOW_MS', default: String(DEFAULTS.uploadRateWindowMs), help: 'window of the upload rate check' },
   { name: 'MAX_CONNECTIONS', default: String(DEFAULTS.maxConnections), help: 'most connections open at once; more are closed' },
   { name: 'RETRY_AFTER_SECONDS', default: String(DEFAULTS.retryAfterSeconds), help: 'Retry-After of a 503 answer' },
+  { name: 'MAX_BATCH', default: String(DEFAULTS.maxBatch), help: 'most images in one POST /cam (several `image` parts or a JSON body); each counts as a request for the queue and the rate limits' },
+  { name: 'MAX_JOB_IMAGES', default: String(DEFAULTS.maxJobImages), help: 'most images in one POST /jobs' },
+  { name: 'MAX_JOBS', default: String(DEFAULTS.maxJobs), help: 'jobs that may wait (per replica; with REDIS_URL, in all); more get 503 + Retry-After' },
+  { name: 'JOB_CONCURRENCY', default: 'WORKERS', help: 'jobs one replica runs at once (each sends its images to the inference queue one at a time)' },
+  { name: 'JOB_TTL_S', default: String(DEFAULTS.jobTtlS), help: 'how long a finished job and its results are kept; then GET /jobs/{id} answers 410' },
+  { name: 'JOB_MAX_BYTES', default: `${DEFAULTS.jobMaxBytes} (${DEFAULTS.jobMaxBytes / 2 ** 20} MiB)`, help: 'most bytes of job results kept (PNGs + JSON); past it the oldest finished jobs are dropped (410)' },
+  { name: 'SSE_HEARTBEAT_S', default: String(DEFAULTS.sseHeartbeatS), help: 'interval of the heartbeat comments on GET /jobs/{id}/events' },
+  { name: 'REDIS_URL', default: 'none (jobs and rate-limit counters in the process)', help: 'redis:// or rediss:// URL: jobs (BullMQ) and rate-limit counters shared by every replica, kept across restarts' },
+  { name: 'API_KEYS_FILE', default: 'none (no keys required)', help: 'file of API keys, one per line as `key` or `name:key` (# comments); turns on Authorization: Bearer / X-API-Key on every route but /healthz, /readyz and the web page; reloaded on change' },
+  { name: 'API_KEYS_POLL_MS', default: String(DEFAULTS.apiKeysPollMs), help: 'how often the key file is re-read to catch changes file-system events miss' },
+  { name: 'METRICS_PUBLIC', default: 'false', help: 'with API keys on, /metrics answers without a key' },
+  { name: 'KSERVE_METADATA_PUBLIC', default: 'false', help: 'with API keys on, KServe\'s GET /v1/models/{id} answers without a key' },
+  { name: 'RATE_LIMIT', default: `${DEFAULTS.rateLimit} (off)`, help: 'requests per RATE_LIMIT_WINDOW_S and client (API key, else address) on every route but the probes; over it: 429 + Retry-After' },
+  { name: 'RATE_LIMIT_LONG', default: `${DEFAULTS.rateLimitLong} (off)`, help: 'long explanations (scorecam, ablationcam, aug_smooth) and jobs per window and client; an image of a batch counts one' },
+  { name: 'RATE_LIMIT_WINDOW_S', default: String(DEFAULTS.rateLimitWindowS), help: 'window of both rate limits' },
+  { name: 'MAX_QUEUE_PER_CLIENT', default: 'ceil(MAX_QUEUE / 2)', help: 'explanations one client may have waiting (and jobs: ceil(MAX_JOBS × this / MAX_QUEUE)); more get 429' },
+  { name: 'TRUST_PROXY', default: 'false', help: 'proxies in front whose X-Forwarded-For is believed: true, a hop count, or addresses/subnets (comma-separated)' },
+  { name: 'CORS_ORIGINS', default: 'none', help: 'origins allowed to call from browsers, comma-separated (`*`: any)' },
 ];
 
 /** Where the package's own files are: the repository root (src/http/ → ../..; dist/src/http/ → ../../..). */
@@ -139,6 +209,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const cores = os.availableParallelism?.() ?? os.cpus().length;
   const cpus = effectiveCpus().count;
   const workers = integer(env, 'WORKERS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / 2));
+  const maxQueue = integer(env, 'MAX_QUEUE', 0) ?? DEFAULTS.maxQueue;
   return {
     port: integer(env, 'PORT', 0, 65535) ?? DEFAULTS.port,
     host: env.HOST?.trim() || DEFAULTS.host,
@@ -146,9 +217,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     logLevel,
     workers,
     ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / workers)),
-    maxQueue: integer(env, 'MAX_QUEUE', 0) ?? DEFAULTS.maxQueue,
+    maxQueue,
     batchSize: integer(env, 'BATCH_SIZE', 1, 4096),
     maxUploadBytes: integer(env, 'MAX_UPLOAD_BYTES', 1) ?? DEFAULTS.maxUploadBytes,
+    maxRequestBytes: integer(env, 'MAX_REQUEST_BYTES', 1) ?? DEFAULTS.maxRequestBytes,
     maxPixels: integer(env, 'MAX_PIXELS', 1) ?? DEFAULTS.maxPixels,
     maxImageSide: integer(env, 'MAX_IMAGE_SIDE', 16, 16384) ?? DEFAULTS.maxImageSide,
     defaultModel: env.DEFAULT_MODEL?.trim() || undefined,
@@ -163,7 +235,59 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     retryAfterSeconds: integer(env, 'RETRY_AFTER_SECONDS', 1, 3600) ?? DEFAULTS.retryAfterSeconds,
     publicDir: path.join(root, 'public'),
     openapiFile: path.join(root, 'openapi.yaml'),
+    maxBatch: integer(env, 'MAX_BATCH', 1, 1024) ?? DEFAULTS.maxBatch,
+    maxJobImages: integer(env, 'MAX_JOB_IMAGES', 1, 10_000) ?? DEFAULTS.maxJobImages,
+    maxJobs: integer(env, 'MAX_JOBS', 1) ?? DEFAULTS.maxJobs,
+    jobConcurrency: integer(env, 'JOB_CONCURRENCY', 1, 256) ?? workers,
+    jobTtlS: integer(env, 'JOB_TTL_S', 1) ?? DEFAULTS.jobTtlS,
+    jobMaxBytes: integer(env, 'JOB_MAX_BYTES', 1) ?? DEFAULTS.jobMaxBytes,
+    sseHeartbeatS: integer(env, 'SSE_HEARTBEAT_S', 1, 3600) ?? DEFAULTS.sseHeartbeatS,
+    redisUrl: redisUrl(env),
+    apiKeysFile: env.API_KEYS_FILE?.trim() ? path.resolve(env.API_KEYS_FILE.trim()) : undefined,
+    apiKeysPollMs: integer(env, 'API_KEYS_POLL_MS', 100) ?? DEFAULTS.apiKeysPollMs,
+    metricsPublic: flag(env, 'METRICS_PUBLIC'),
+    kserveMetadataPublic: flag(env, 'KSERVE_METADATA_PUBLIC'),
+    rateLimit: integer(env, 'RATE_LIMIT', 0) ?? DEFAULTS.rateLimit,
+    rateLimitLong: integer(env, 'RATE_LIMIT_LONG', 0) ?? DEFAULTS.rateLimitLong,
+    rateLimitWindowS: integer(env, 'RATE_LIMIT_WINDOW_S', 1, 86_400) ?? DEFAULTS.rateLimitWindowS,
+    maxQueuePerClient: integer(env, 'MAX_QUEUE_PER_CLIENT', 1) ?? Math.max(1, Math.ceil(maxQueue / 2)),
+    trustProxy: trustProxy(env),
+    corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '')).filter(Boolean),
   };
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return false;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(env[name])}`);
+}
+
+function redisUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const raw = env.REDIS_URL?.trim();
+  if (!raw) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new ConfigError(`REDIS_URL must be a redis:// or rediss:// URL, got ${u.protocol}//…`);
+  return raw;
+}
+
+/** TRUST_PROXY as express's `trust proxy` setting. */
+function trustProxy(env: NodeJS.ProcessEnv): boolean | number | string {
+  const raw = env.TRUST_PROXY?.trim();
+  if (!raw || raw === 'false') return false;
+  if (raw === 'true') return true;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  const items = raw.split(',').map((s) => s.trim());
+  if (items.some((s) => !/^[0-9a-fA-F:.\/]+$/.test(s) && !['loopback', 'linklocal', 'uniquelocal'].includes(s))) {
+    throw new ConfigError(`TRUST_PROXY must be true, false, a hop count, or addresses/subnets (or loopback, linklocal, uniquelocal), got ${JSON.stringify(raw)}`);
+  }
+  return items.join(',');
 }
 
 /** The table of variables, for `--help`. */

@@ -7,7 +7,10 @@ import { CamserveError } from '../errors/index.js';
 import type { ModelFacts } from '../inspect/index.js';
 import type { RenderJob } from '../render/index.js';
 import type { JobOptions, ModelStatus, Reservation } from '../workers/index.js';
+import type { Access } from './access.js';
+import { clientOf } from './access.js';
 import type { ServerConfig } from './config.js';
+import type { JobBackend } from './jobs/types.js';
 import type { Metrics } from './metrics.js';
 
 /** What the routes need of the inference pool (InferencePool, or a stand-in in tests). */
@@ -15,10 +18,14 @@ export interface ServicePool {
   models(): ModelStatus[];
   stats(): { workers: number; busy: number; queued: number; replaced?: number };
   explain(modelId: string, req: ExplainRequest, opts?: JobOptions): Promise<ExplainResult>;
+  /** several inputs as one queued job (one trunk run where the model takes batches); else explain one by one */
+  explainBatch?(modelId: string, reqs: ExplainRequest[], opts?: JobOptions & { maxBatch?: number }): Promise<ExplainResult[]>;
   tensors(modelId: string, req: TensorsRequest, opts?: JobOptions): Promise<TensorsResult>;
   facts(modelId: string, opts?: JobOptions): Promise<ModelFacts>;
+  /** the refusal a new job of `weight` inputs from `client` would get now (queue full, client's share taken, shutting down), if any */
+  full?(weight?: number, client?: string): CamserveError | undefined;
   /** a place in the queue for a request about to upload its image, or the refusal it gets now */
-  reserve?(): Reservation | CamserveError;
+  reserve?(weight?: number, client?: string): Reservation | CamserveError;
 }
 
 export interface AppContext {
@@ -30,6 +37,12 @@ export interface AppContext {
   shuttingDown(): boolean;
   /** PNGs of a render job, made off the HTTP thread */
   render(job: RenderJob): Promise<Buffer[]>;
+  /** API keys, rate limits, CORS */
+  access: Access;
+  /** where jobs live (in the process, or Redis) */
+  jobs(): JobBackend;
+  /** `f` is called when shutdown begins (event streams end); the returned function forgets it */
+  onShutdown(f: () => void): () => void;
 }
 
 /** The pool, or 503 not-ready while the models load. */
@@ -61,25 +74,24 @@ export function jobSignal(gone: AbortSignal, startedAt: number, timeoutMs: numbe
 
 /**
  * Admission before any work: with every worker busy and the queue full (counting requests admitted but
- * not queued yet), or the server stopping, the request is refused with 503 before its body is parsed or
- * decoded. Otherwise it holds a place in the queue until its job takes it or the request ends.
+ * not queued yet), the client's share taken, or the server stopping, the request is refused before its
+ * body is parsed or decoded. Otherwise it holds a place in the queue until its job takes it or it ends.
  */
 export function admit(pool: ServicePool, req: Request, res: Response): Reservation | undefined {
-  const place = pool.reserve?.();
+  const place = pool.reserve?.(1, clientOf(req, res));
   if (place === undefined) return undefined;
   if (!(place instanceof CamserveError)) {
     // Given back if the request ends (refused, failed, client gone) before its job took the place.
     res.once('close', () => place.release());
     return place;
   }
-  const refused = place;
   // Metrics and logs name the model and method when the query string gives valid ones (the body is not read).
   const { model, method } = req.query as Record<string, unknown>;
   if (typeof model === 'string' && pool.models().some((m) => m.id === model)) res.locals.model = model;
   if (typeof method === 'string' && isMethodName(method)) res.locals.camMethod = method;
   // No `Connection: close`: Node discards the unread body and keeps the connection, where closing it
   // under a client still sending would reset the connection instead of answering.
-  throw refused;
+  throw place;
 }
 
 /** The model a request names (a 404 if none such, 422 if it failed to load). */

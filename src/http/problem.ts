@@ -37,7 +37,8 @@ export function sendProblem(res: Response, err: CamserveError, opts: ProblemOpti
     res.destroy();
     return;
   }
-  if (isRetryable(err.code)) res.setHeader('Retry-After', String(opts.retryAfterSeconds));
+  // A rate limit sets its own Retry-After (when its window resets).
+  if (isRetryable(err.code) && !res.getHeader('Retry-After')) res.setHeader('Retry-After', String(opts.retryAfterSeconds));
   for (const [k, v] of Object.entries(opts.headers ?? {})) res.setHeader(k, v);
   res.status(err.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problemBody(err.code, err.message, err.details, opts.requestId)));
 }

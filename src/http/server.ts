@@ -61,7 +61,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? pino({ level: config.logLevel });
   const poolPromise = options.pool ?? InferencePool.start({
     modelsDir: config.modelsDir, workers: config.workers, intraOpThreads: config.ortThreads,
-    maxQueue: config.maxQueue, batchSize: config.batchSize,
+    maxQueue: config.maxQueue, batchSize: config.batchSize, maxQueuePerClient: config.maxQueuePerClient,
   });
   const app = createApp(poolPromise, config, { logger });
   const server = http.createServer(app);

@@ -10,7 +10,7 @@ import { CamserveError, badParameter } from '../errors/index.js';
 export const RAW_BODY_TYPES = ['image/*', 'application/octet-stream'];
 
 export interface UploadLimits {
-  /** largest upload, bytes */
+  /** largest upload (of each image), bytes */
   maxUploadBytes: number;
   /** slowest upload, bytes/s over each window (0: no check) */
   minUploadRate: number;
@@ -42,9 +42,34 @@ function uploadRateGuard(req: Request, minRate: number, windowMs: number): { too
   return { tooSlow, stop: () => stop() };
 }
 
-/** Reads the body into { bytes, fields }, mapping every parser failure to its problem. */
-export async function readUpload(req: Request, res: Response, limits: UploadLimits): Promise<{ bytes?: Buffer; fields: Record<string, unknown> }> {
+export interface UploadOptions {
+  /** most images (multipart `image` parts, or JSON `images`); default 1 */
+  maxFiles?: number;
+  /** with maxFiles > 1: the largest whole body (Content-Length), bytes */
+  maxRequestBytes?: number;
+  /** accept an application/json body: `image` (base64) or `images` (base64 list) and the parameters */
+  json?: boolean;
+}
+
+export interface Upload {
+  /** the first image */
+  bytes?: Buffer;
+  /** every image, in order */
+  images: Buffer[];
+  fields: Record<string, unknown>;
+}
+
+/** Reads the body into { images, fields }, mapping every parser failure to its problem. */
+export async function readUpload(req: Request, res: Response, limits: UploadLimits & UploadOptions): Promise<Upload> {
   const limit = limits.maxUploadBytes;
+  const maxFiles = Math.max(1, limits.maxFiles ?? 1);
+  // Several images are held in memory together: a body announced larger than that is refused unread.
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  const maxBody = Math.max(limit, limits.maxRequestBytes ?? Infinity);
+  if (maxFiles > 1 && Number.isFinite(declared) && declared > maxBody + 64 * 1024) {
+    res.setHeader('Connection', 'close');
+    throw new CamserveError('payload-too-large', `the request body (${declared} bytes) is larger than ${maxBody} bytes`, { limit_bytes: maxBody });
+  }
   const guard = uploadRateGuard(req, limits.minUploadRate, limits.uploadRateWindowMs);
   const run = async (mw: express.RequestHandler) => {
     try {
@@ -63,7 +88,7 @@ export async function readUpload(req: Request, res: Response, limits: UploadLimi
   if (req.is('multipart/form-data')) {
     const upload = multer({
       storage: multer.memoryStorage(),
-      limits: { fileSize: limit, files: 1, fields: 32, fieldSize: 64 * 1024, parts: 40, headerPairs: 200 },
+      limits: { fileSize: limit, files: maxFiles, fields: 32, fieldSize: 64 * 1024, parts: 40 + maxFiles, headerPairs: 200 + 2 * maxFiles },
     }).any();
     try {
       await run(upload);
@@ -71,7 +96,11 @@ export async function readUpload(req: Request, res: Response, limits: UploadLimi
       if (e instanceof CamserveError) throw e;
       if (e instanceof multer.MulterError) {
         if (e.code === 'LIMIT_FILE_SIZE') throw tooLarge();
-        if (e.code === 'LIMIT_FILE_COUNT') throw badParameter('image', 'one file', 'several files', 'send one image per request');
+        if (e.code === 'LIMIT_FILE_COUNT') {
+          throw maxFiles === 1
+            ? badParameter('image', 'one file', 'several files', 'send one image per request')
+            : badParameter('image', `at most ${maxFiles} images`, 'more', `at most ${maxFiles} images in one request`);
+        }
         throw new CamserveError('bad-request', `the multipart form is refused: ${e.message}${e.field ? ` (field "${e.field}")` : ''}`);
       }
       throw new CamserveError('bad-request', `the multipart form cannot be read: ${(e as Error).message}`);
@@ -80,10 +109,24 @@ export async function readUpload(req: Request, res: Response, limits: UploadLimi
     const stray = files.find((f) => f.fieldname !== 'image');
     if (stray) throw badParameter(stray.fieldname, ['image'], stray.originalname, `the file must be in field "image", not "${stray.fieldname}"`);
     const fields = (req.body ?? {}) as Record<string, unknown>;
-    return { bytes: files[0]?.buffer, fields };
+    const images = files.map((f) => f.buffer);
+    return { bytes: images[0], images, fields };
   }
   const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-  if (!hasBody) return { fields: {} };
+  if (!hasBody) return { images: [], fields: {} };
+  if (limits.json && req.is('application/json')) {
+    // base64 takes 4/3 of the bytes; room for the parameters besides.
+    const jsonLimit = Math.min(Math.ceil((maxFiles * limit * 4) / 3), Number.isFinite(maxBody) ? maxBody : Infinity) + 64 * 1024;
+    try {
+      await run(express.json({ limit: jsonLimit, strict: true, type: () => true }));
+    } catch (e) {
+      if (e instanceof CamserveError) throw e;
+      const err = e as { type?: string; message: string };
+      if (err.type === 'entity.too.large') throw new CamserveError('payload-too-large', `the JSON body is larger than ${jsonLimit} bytes`, { limit_bytes: jsonLimit });
+      throw new CamserveError('bad-request', `the JSON body cannot be read: ${err.message}`);
+    }
+    return jsonUpload(req.body, limit, maxFiles);
+  }
   if (!req.is(RAW_BODY_TYPES)) {
     throw new CamserveError('unsupported-media-type',
       `the request body is ${req.headers['content-type'] ?? 'without a content type'}; send multipart/form-data with the file in field "image", or the image itself as image/*`,
@@ -98,7 +141,42 @@ export async function readUpload(req: Request, res: Response, limits: UploadLimi
     if (err.type === 'encoding.unsupported') throw new CamserveError('unsupported-media-type', err.message, { allowed: ['identity', 'gzip', 'deflate', 'br'], received: req.headers['content-encoding'] ?? null });
     throw new CamserveError('bad-request', `the body cannot be read: ${err.message}`);
   }
-  return { bytes: Buffer.isBuffer(req.body) ? req.body : undefined, fields: {} };
+  const bytes = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;
+  return { bytes, images: bytes ? [bytes] : [], fields: {} };
+}
+
+const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
+
+/** A JSON body: `image` (one base64 image) or `images` (a list), the other members being parameters. */
+function jsonUpload(body: unknown, limit: number, maxFiles: number): Upload {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new CamserveError('bad-request', 'the JSON body must be an object: { "images": ["<base64>", …], "<parameter>": "<value>", … }');
+  }
+  const fields: Record<string, unknown> = {};
+  let encoded: unknown[] = [];
+  for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
+    if (k === 'image' || k === 'images') {
+      if (encoded.length) throw badParameter(k, 'one of image or images', null, 'give "image" or "images", not both');
+      encoded = k === 'image' ? [v] : Array.isArray(v) ? v : [v];
+      if (k === 'images' && !Array.isArray(v)) throw badParameter('images', 'a list of base64 strings', typeof v, '"images" must be a list of base64 strings');
+    } else if (v === null) {
+      continue;
+    } else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') {
+      fields[k] = String(v);
+    } else {
+      fields[k] = v; // refused by collectParameters, naming the parameter
+    }
+  }
+  if (encoded.length > maxFiles) throw badParameter('images', `at most ${maxFiles} images`, encoded.length, `at most ${maxFiles} images in one request, got ${encoded.length}`);
+  const images = encoded.map((e, i) => {
+    if (typeof e !== 'string') throw badParameter('images', 'base64 strings', typeof e, `image ${i} is not a base64 string`);
+    const data = e.replace(/^data:[\w/+.-]*;base64,/, '');
+    if (!BASE64.test(data)) throw badParameter('images', 'base64 strings', `${data.slice(0, 16)}…`, `image ${i} is not valid base64`);
+    const bytes = Buffer.from(data, 'base64');
+    if (bytes.length > limit) throw new CamserveError('payload-too-large', `image ${i} is larger than ${limit} bytes`, { limit_bytes: limit, index: i });
+    return bytes;
+  });
+  return { bytes: images[0], images, fields };
 }
 
 /** Decodes the uploaded image; a missing, oversized, damaged or unsupported one is its problem (ImageError). */

@@ -19,8 +19,10 @@ export interface PoolOptions {
   workers: number;
   /** onnxruntime intra-op threads per worker */
   intraOpThreads: number;
-  /** jobs allowed to wait */
+  /** jobs allowed to wait (a batch of n inputs counts n) */
   maxQueue: number;
+  /** of those, the most one client may have waiting (default: all of them) */
+  maxQueuePerClient?: number;
   /** Score-CAM / Ablation-CAM batch size; undefined: the engine's default */
   batchSize?: number;
   /** a cancelled job that has not stopped after this long gets its worker replaced (ms); the old worker exits after its current run */
@@ -34,6 +36,7 @@ export const POOL_DEFAULTS = { cancelGraceMs: 1000, watchdogMs: 15 * 60_000 } as
 /** What a job asks of a worker: an explanation, or one of the inspection jobs. */
 type Work =
   | { type: 'explain'; req: ExplainRequest }
+  | { type: 'explain-batch'; reqs: ExplainRequest[]; maxBatch?: number }
   | { type: 'tensors'; req: TensorsRequest }
   | { type: 'facts' };
 
@@ -48,6 +51,10 @@ interface Job {
   /** the caller has its answer (result, error or cancellation); a late reply is dropped */
   settled: boolean;
   startedAt?: number;
+  /** inputs it carries (its share of the queue) */
+  weight: number;
+  client?: string;
+  onProgress?(done: number, total: number): void;
 }
 
 interface Slot {
@@ -64,6 +71,8 @@ interface Slot {
  * (after decoding): so that many requests arriving at once are refused at the door, not after their uploads.
  */
 export interface Reservation {
+  /** inputs the place is for */
+  readonly weight: number;
   /** gives the place back (a request that failed before queueing its job); once, and not after use */
   release(): void;
 }
@@ -76,6 +85,10 @@ export interface JobOptions {
    * decides the error: a TimeoutError (AbortSignal.timeout) is `deadline-exceeded`, anything else `cancelled`.
    */
   signal?: AbortSignal;
+  /** called after each batch of forward runs (Score-CAM, Ablation-CAM, aug_smooth) with the runs done and their total */
+  onProgress?(done: number, total: number): void;
+  /** who asks (an API key's name or a client address): one client may not fill the whole queue */
+  client?: string;
 }
 
 export interface PoolStats {
@@ -114,8 +127,9 @@ export class InferencePool {
   private closing = false;
   private statuses: ModelStatus[] = [];
   private replaced = 0;
-  /** places held by admitted requests whose jobs are not queued yet */
+  /** places held by admitted requests whose jobs are not queued yet, in all and by client */
   private reserved = 0;
+  private readonly reservedBy = new Map<string, number>();
   private watchdog?: NodeJS.Timeout;
   private readonly cancelGraceMs: number;
   private readonly watchdogMs: number;
@@ -149,7 +163,8 @@ export class InferencePool {
         if (msg.type === 'ready') {
           ready = true;
           if (this.closing) {
-            void worker.terminate();
+            const bye: WorkerRequest = { type: 'shutdown' };
+            worker.postMessage(bye);
           } else {
             this.slots.push(slot);
             this.dispatch();
@@ -159,9 +174,19 @@ export class InferencePool {
         }
         const job = slot.job;
         if (!job || job.id !== msg.job) return;
+        if (msg.type === 'progress') {
+          if (!job.settled) {
+            try {
+              job.onProgress?.(msg.done, msg.total);
+            } catch {
+              // a listener's failure is not the job's
+            }
+          }
+          return;
+        }
         this.free(slot);
         if (msg.type === 'error') this.settle(job, fromErrorData(msg.error));
-        else this.settle(job, undefined, msg.result);
+        else this.settle(job, undefined, msg.type === 'results' ? msg.results : msg.result);
         this.dispatch();
       });
       worker.on('error', (e) => {
@@ -208,12 +233,47 @@ export class InferencePool {
   }
 
   stats(): PoolStats {
-    return { workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queue.length, replaced: this.replaced };
+    return { workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queued(), replaced: this.replaced };
+  }
+
+  /** Inputs waiting (of one client, or of all). */
+  queued(client?: string): number {
+    let n = client === undefined ? this.reserved : this.reservedBy.get(client) ?? 0;
+    for (const j of this.queue) if (client === undefined || j.client === client) n += j.weight;
+    return n;
+  }
+
+  /**
+   * Holds a place of `weight` inputs for a job to come (admission before the request's body is read), or
+   * says why there is none: the request is then refused at once.
+   */
+  reserve(weight = 1, client?: string): Reservation | CamserveError {
+    const refused = this.full(weight, client);
+    if (refused) return refused;
+    this.hold(weight, client);
+    let held = true;
+    return { weight, release: () => { if (held) { held = false; this.hold(-weight, client); } } };
+  }
+
+  private hold(weight: number, client: string | undefined): void {
+    this.reserved += weight;
+    if (client === undefined) return;
+    const n = (this.reservedBy.get(client) ?? 0) + weight;
+    if (n > 0) this.reservedBy.set(client, n);
+    else this.reservedBy.delete(client);
   }
 
   /** Queues an explanation; rejects at once with `overloaded` when the queue is full. */
   explain(model: string, req: ExplainRequest, opts: JobOptions = {}): Promise<ExplainResult> {
     return this.enqueue<ExplainResult>(model, { type: 'explain', req }, opts);
+  }
+
+  /**
+   * Queues several inputs with the same method and layers as one job (one trunk run for up to `maxBatch`
+   * of them where the model takes batches); it counts as that many explanations in the queue.
+   */
+  explainBatch(model: string, reqs: ExplainRequest[], opts: JobOptions & { maxBatch?: number } = {}): Promise<ExplainResult[]> {
+    return this.enqueue<ExplainResult[]>(model, { type: 'explain-batch', reqs, maxBatch: opts.maxBatch }, opts, reqs.length);
   }
 
   /**
@@ -229,33 +289,42 @@ export class InferencePool {
     return this.enqueue<ModelFacts>(model, { type: 'facts' }, opts);
   }
 
-  /** The refusal a new job would get now (shutting down, or every worker busy and the queue full), if any. */
-  full(): CamserveError | undefined {
+  /**
+   * The refusal a new job of `weight` inputs would get now, if any: shutting down; more waiting than the
+   * queue holds (an idle worker takes one at once); or, for `client`, more of its own waiting than its
+   * share (`maxQueuePerClient`, answered 429).
+   */
+  full(weight = 1, client?: string): CamserveError | undefined {
     if (this.closing) return new CamserveError('shutting-down', 'the server is shutting down');
     const idle = this.slots.filter((s) => !s.job && !s.dead).length;
-    if (idle + this.opts.maxQueue - this.queue.length - this.reserved <= 0) {
-      return new CamserveError('overloaded', `too many requests are waiting: all ${this.slots.length} workers are busy and ${this.queue.length + this.reserved} requests are waiting`);
+    const queued = this.queued();
+    if (queued + weight > this.opts.maxQueue + idle) {
+      return new CamserveError('overloaded', `too many requests are waiting: ${this.slots.length - idle} of ${this.slots.length} workers are busy and ${queued} explanations are waiting (at most ${this.opts.maxQueue})`);
+    }
+    const share = this.opts.maxQueuePerClient;
+    if (client !== undefined && share !== undefined && idle === 0) {
+      const mine = this.queued(client);
+      if (mine + weight > share) {
+        return new CamserveError('rate-limited', `this client has ${mine} explanations waiting; one client may have at most ${share} of the queue's ${this.opts.maxQueue} waiting`, { limit: 'queue-share', queued: mine, allowed: share });
+      }
     }
     return undefined;
   }
 
-  /** Holds a place for a job to come, or says why there is none (the request is then refused at once). */
-  reserve(): Reservation | CamserveError {
-    const refused = this.full();
-    if (refused) return refused;
-    this.reserved++;
-    let held = true;
-    return { release: () => { if (held) { held = false; this.reserved--; } } };
-  }
-
-  private enqueue<T>(model: string, work: Work, opts: JobOptions): Promise<T> {
-    // A job with a reservation has its place already (the reservation ends here, whatever happens next).
-    if (opts.reservation) opts.reservation.release();
-    const refused = opts.reservation && !this.closing ? undefined : this.full();
+  private enqueue<T>(model: string, work: Work, opts: JobOptions, weight = 1): Promise<T> {
+    // A job admitted with a reservation has that many places already (the reservation ends here, whatever
+    // happens next); only inputs beyond them (a batch larger than known at admission) are checked again.
+    const held = opts.reservation?.weight ?? 0;
+    opts.reservation?.release();
+    const extra = weight - held;
+    const refused = this.closing ? this.full() : extra > 0 ? this.full(extra, opts.client) : undefined;
     if (refused) return Promise.reject(refused);
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal, 'before it was queued'));
     return new Promise<T>((resolve, reject) => {
-      const job: Job = { id: this.nextId++, model, work, resolve: resolve as (r: unknown) => void, reject, signal: opts.signal, settled: false };
+      const job: Job = {
+        id: this.nextId++, model, work, resolve: resolve as (r: unknown) => void, reject, signal: opts.signal, settled: false,
+        weight, client: opts.client, onProgress: opts.onProgress,
+      };
       if (opts.signal) {
         job.onAbort = () => this.abort(job);
         opts.signal.addEventListener('abort', job.onAbort, { once: true });
@@ -350,11 +419,24 @@ export class InferencePool {
       slot.worker.postMessage(msg);
       return;
     }
+    if (work.type === 'explain-batch') {
+      // Each input's buffer moves to the worker (no copy) unless it is shared or a view into a larger one.
+      const seen = new Set<ArrayBufferLike>();
+      work.reqs = work.reqs.map((r) => {
+        const x = r.input;
+        const own = x.byteOffset === 0 && x.byteLength === x.buffer.byteLength && !seen.has(x.buffer);
+        seen.add(x.buffer);
+        return own ? r : { ...r, input: Float32Array.from(x) };
+      });
+      const msg: WorkerRequest = { type: 'explain-batch', job: job.id, model: job.model, reqs: work.reqs, maxBatch: work.maxBatch };
+      slot.worker.postMessage(msg, work.reqs.map((r) => r.input.buffer as ArrayBuffer));
+      return;
+    }
     // The input's buffer moves to the worker (no copy) unless it is a view into a larger one.
     const x = work.req.input;
     if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength) work.req = { ...work.req, input: Float32Array.from(x) };
     const msg: WorkerRequest = work.type === 'explain'
-      ? { type: 'explain', job: job.id, model: job.model, req: work.req }
+      ? { type: 'explain', job: job.id, model: job.model, req: work.req, progress: job.onProgress !== undefined }
       : { type: 'tensors', job: job.id, model: job.model, req: work.req };
     slot.worker.postMessage(msg, [work.req.input.buffer as ArrayBuffer]);
   }

@@ -16,7 +16,10 @@ export interface WorkerInit {
 }
 
 export type WorkerRequest =
-  | { type: 'explain'; job: number; model: string; req: ExplainRequest }
+  /** `progress`: send a progress message after each batch of forward runs */
+  | { type: 'explain'; job: number; model: string; req: ExplainRequest; progress?: boolean }
+  /** several inputs with the same method and layers (one trunk run where the model takes batches) */
+  | { type: 'explain-batch'; job: number; model: string; reqs: ExplainRequest[]; maxBatch?: number }
   /** inspection: a layer's activations (and class-score gradients) for one input */
   | { type: 'tensors'; job: number; model: string; req: TensorsRequest }
   /** inspection: the model's graph facts (for the summary and graph views) */
@@ -28,6 +31,9 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: 'ready'; statuses: ModelStatus[] }
   | { type: 'result'; job: number; result: ExplainResult }
+  | { type: 'results'; job: number; results: ExplainResult[] }
+  /** forward runs done so far out of the total (estimated until every step has begun); the job goes on */
+  | { type: 'progress'; job: number; done: number; total: number }
   | { type: 'tensors'; job: number; result: TensorsResult }
   | { type: 'facts'; job: number; result: ModelFacts }
   | { type: 'error'; job: number; error: ErrorData };

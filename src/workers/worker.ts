@@ -59,8 +59,8 @@ function explainTransferables(r: ExplainResult): ArrayBuffer[] {
   return [...list];
 }
 
-async function explain(model: string, req: ExplainRequest, signal: AbortSignal): Promise<ExplainResult> {
-  const r = await runtime(model).explain(req, { signal });
+async function explain(model: string, req: ExplainRequest, signal: AbortSignal, progress?: (done: number, total: number) => void): Promise<ExplainResult> {
+  const r = await runtime(model).explain(req, { signal, progress });
   // Results may share buffers with onnxruntime's outputs; copy the logits so they can be transferred.
   return { ...r, logits: Float32Array.from(r.logits) };
 }
@@ -98,8 +98,19 @@ port.on('message', (msg: WorkerRequest) => {
       const ac = new AbortController();
       running.set(msg.job, ac);
       void run(msg.job, async () => {
-        const result = await explain(msg.model, msg.req, ac.signal);
+        const progress = msg.progress ? (done: number, total: number) => reply({ type: 'progress', job: msg.job, done, total }) : undefined;
+        const result = await explain(msg.model, msg.req, ac.signal, progress);
         return { msg: { type: 'result', job: msg.job, result }, transfer: explainTransferables(result) };
+      });
+      return;
+    }
+    case 'explain-batch': {
+      const ac = new AbortController();
+      running.set(msg.job, ac);
+      void run(msg.job, async () => {
+        const results = (await runtime(msg.model).explainBatch(msg.reqs, { signal: ac.signal, maxBatch: msg.maxBatch }))
+          .map((r) => ({ ...r, logits: Float32Array.from(r.logits) }));
+        return { msg: { type: 'results', job: msg.job, results }, transfer: [...new Set(results.flatMap(explainTransferables))] };
       });
       return;
     }

@@ -17,6 +17,7 @@ import type { RunningServer } from '../../src/http/server.js';
 import type { ModelStatus } from '../../src/workers/pool.js';
 import { COLORMAP_NAMES } from '../../src/render/index.js';
 import { INSPECT_ROUTES } from '../../src/http/routes/inspect.js';
+import { JOB_ROUTES } from '../../src/http/routes/jobs.js';
 import { Contract, OPENAPI_FILE, client, type Answer } from './contract.js';
 import {
   EXAMPLES, LABELS, bombPng, form, hasShapes, makeModelsDir, picture, standInPool, startTestServer, testConfig, until,
@@ -66,7 +67,7 @@ async function pngSize(buf: Buffer) {
 before(async () => {
   const models = await makeModelsDir({ fixtures: ['resnet', 'vgg', 'densenet'], labelled: true, broken: true, shapes: true });
   cleanup = models.cleanup;
-  server = await startTestServer(models.dir, { MAX_UPLOAD_BYTES: String(2 * 1024 * 1024), MAX_PIXELS: '4000000', MAX_IMAGE_SIDE: '256', DEFAULT_MODEL: 'resnet' });
+  server = await startTestServer(models.dir, { MAX_UPLOAD_BYTES: String(2 * 1024 * 1024), MAX_PIXELS: '4000000', MAX_IMAGE_SIDE: '256', DEFAULT_MODEL: 'resnet', MAX_BATCH: '3' });
   starRing = await readFile(path.join(EXAMPLES, 'star-ring.png'));
   scene = await readFile(path.join(EXAMPLES, 'scene-512.jpg'));
 });
@@ -116,8 +117,8 @@ describe('operations routes', () => {
   test('every documented path refuses other HTTP methods with 405 and Allow', async () => {
     for (const [p, ops] of Object.entries(contract.doc.paths)) {
       const allowed = Object.keys(ops).map((m) => m.toUpperCase());
-      const wrong = allowed.includes('POST') ? 'GET' : 'DELETE';
-      const r = await api(wrong, p.replace('{id}', 'resnet'));
+      const wrong = allowed.includes('POST') ? 'GET' : allowed.includes('DELETE') ? 'PUT' : 'DELETE';
+      const r = await api(wrong, p.replace('{id}', 'resnet').replace('{n}', '0'));
       const pr = problem(r, 405, 'method-not-allowed');
       assert.equal(pr.received, wrong);
       for (const m of allowed) assert.match(r.header('allow') ?? '', new RegExp(`\\b${m}\\b`));
@@ -528,9 +529,11 @@ describe('POST /cam images', () => {
     const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
     const p = problem(await post({}, svg), 415, 'unsupported-media-type');
     assert.match(p.detail, /svg/);
-    const json = await api('POST', '/cam', { body: JSON.stringify({ image: 'x' }), headers: { 'Content-Type': 'application/json' } });
-    const pj = problem(json, 415, 'unsupported-media-type');
-    assert.equal(pj.received, 'application/json');
+    const text = await api('POST', '/cam', { body: 'an image, honestly', headers: { 'Content-Type': 'text/plain' } });
+    const pj = problem(text, 415, 'unsupported-media-type');
+    assert.equal(pj.received, 'text/plain');
+    // JSON carries base64 images: one that is not an image is 415 like any other.
+    problem(await api('POST', '/cam', { body: JSON.stringify({ image: Buffer.from('not an image').toString('base64') }), headers: { 'Content-Type': 'application/json' } }), 415, 'unsupported-media-type');
   });
 
   test('a truncated image is 400 damaged-image', async () => {
@@ -538,15 +541,16 @@ describe('POST /cam images', () => {
     problem(await post({}, big.subarray(0, 5000)), 400, 'damaged-image');
   });
 
-  test('no image, or a file in another field, or two files, is 400', async () => {
+  test('no image, or a file in another field, or more files than MAX_BATCH, is 400', async () => {
     problem(await api('POST', '/cam', { body: form(undefined, { method: 'gradcam' }) }), 400, 'missing-image', 'image');
     problem(await api('POST', '/cam'), 400, 'missing-image');
     const wrong = new FormData();
     wrong.append('picture', new Blob([new Uint8Array(starRing)]), 'a.png');
     problem(await api('POST', '/cam', { body: wrong }), 400, 'bad-parameter', 'picture');
-    const two = form(starRing);
-    two.append('image', new Blob([new Uint8Array(starRing)]), 'b.png');
-    problem(await api('POST', '/cam', { body: two }), 400, 'bad-parameter', 'image');
+    const four = form(starRing);
+    for (let i = 0; i < 3; i++) four.append('image', new Blob([new Uint8Array(starRing)]), `${i}.png`);
+    const p = problem(await api('POST', '/cam', { body: four }), 400, 'bad-parameter', 'image');
+    assert.match(p.detail, /at most 3 images/);
   });
 
   test('a decompression bomb is refused with 413 from its header', async () => {
@@ -757,7 +761,8 @@ describe('overload, disconnects, latency and shutdown', () => {
 });
 
 test('every route and status that openapi.yaml lists was exercised', () => {
-  // The inspection routes have their own suite and the same check (test/http/inspect-routes.test.ts).
-  const inspect = Object.keys(INSPECT_ROUTES);
-  assert.deepEqual(contract.missing().filter((k) => !inspect.includes(k.split(' ')[1])), []);
+  // The inspection routes and the jobs have their own suites and the same check (test/http/inspect-routes.test.ts,
+  // test/http/jobs.test.ts); 401 and 429 are produced on every route by test/http/access.test.ts.
+  const elsewhere = [...Object.keys(INSPECT_ROUTES), ...Object.keys(JOB_ROUTES)];
+  assert.deepEqual(contract.missing().filter((k) => !elsewhere.includes(k.split(' ')[1]) && !/ (401|429)$/.test(k)), []);
 });

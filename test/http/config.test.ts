@@ -24,3 +24,27 @@ test('defaults are written once: the help table shows the values loadConfig uses
   assert.equal(help.RETRY_AFTER_SECONDS, String(DEFAULTS.retryAfterSeconds));
   assert.ok(c.workers >= 1 && c.ortThreads >= 1);
 });
+
+test('jobs, batches and access: defaults, and bad values named', () => {
+  const c = loadConfig({});
+  assert.equal(c.maxBatch, 16);
+  assert.equal(c.jobTtlS, 3600);
+  assert.equal(c.jobConcurrency, c.workers);
+  assert.equal(c.maxQueuePerClient, 8, 'half of MAX_QUEUE');
+  assert.equal(c.rateLimit, 0, 'off');
+  assert.equal(c.trustProxy, false);
+  assert.deepEqual(c.corsOrigins, []);
+  assert.equal(c.apiKeysFile, undefined);
+  assert.equal(c.redisUrl, undefined);
+  assert.equal(loadConfig({ MAX_QUEUE: '5' }).maxQueuePerClient, 3);
+  assert.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2);
+  assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
+  assert.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8, loopback' }).trustProxy, '10.0.0.0/8,loopback');
+  assert.throws(() => loadConfig({ TRUST_PROXY: 'everyone' }), /TRUST_PROXY/);
+  assert.deepEqual(loadConfig({ CORS_ORIGINS: 'https://a.example/, https://b.example' }).corsOrigins, ['https://a.example', 'https://b.example']);
+  assert.throws(() => loadConfig({ REDIS_URL: 'http://x' }), /REDIS_URL/);
+  assert.equal(loadConfig({ REDIS_URL: 'rediss://:pw@h:6380/0' }).redisUrl, 'rediss://:pw@h:6380/0');
+  assert.throws(() => loadConfig({ METRICS_PUBLIC: 'maybe' }), /METRICS_PUBLIC/);
+  assert.throws(() => loadConfig({ RATE_LIMIT: '-3' }), /RATE_LIMIT/);
+  assert.match(loadConfig({ API_KEYS_FILE: 'keys.txt' }).apiKeysFile ?? '', /\/keys\.txt$/);
+});

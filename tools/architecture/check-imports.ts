@@ -27,6 +27,11 @@ export const RESTRICTED_PACKAGES: Readonly<Record<string, readonly string[]>> = 
   multer: ['http'],
   'pino-http': ['http'],
   'prom-client': ['http'],
+  bullmq: ['http'],
+  ioredis: ['http'],
+  'express-rate-limit': ['http'],
+  'rate-limit-redis': ['http'],
+  'cli-progress': ['cli'],
   'node:worker_threads': ['workers'],
   'onnxruntime-node': ['onnx', 'engine'],
 };

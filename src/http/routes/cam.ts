@@ -1,15 +1,20 @@
-// POST /cam: reads the upload (multipart field `image` or a raw image body), checks the parameters,
-// decodes and preprocesses the image, queues the explanation on the pool and answers PNG or JSON.
+// POST /cam: reads the upload (multipart field `image`, a raw image body, or a JSON body of base64
+// images), checks the parameters, decodes and preprocesses the images, queues the explanation on the pool
+// and answers PNG or JSON. Several images (a batch) are answered as JSON, one result per image, and run as
+// one queued job: in one forward pass where the model takes batches.
 import type { IRouter, Request, Response } from 'express';
-import { CAM_PARAMETERS, camJson, collectParameters, explainedClasses, parseCamParams, predictions, resolveLayers, scoreFunction, timeoutMs, type CamParams } from '../../api/index.js';
-import { toModelInput, topK, type DecodedImage, type ExplainResult, type ModelInfo } from '../../engine/index.js';
+import { CAM_PARAMETERS, camJson, collectParameters, explainedClasses, parseCamParams, predictions, resolveLayers, scoreFunction, timeoutMs, type CamParams, type Params } from '../../api/index.js';
+import { toModelInput, topK, type DecodedImage, type ExplainRequest, type ExplainResult, type ModelInfo } from '../../engine/index.js';
+import { CamserveError, badParameter } from '../../errors/index.js';
 import type { CamMap, RenderJob } from '../../render/index.js';
-import { admit, clientGone, findModel, jobSignal, requirePool, routeLabel, type AppContext } from '../context.js';
+import { clientOf, isLongWork } from '../access.js';
+import type { Reservation } from '../../workers/index.js';
+import { admit, clientGone, findModel, jobSignal, requirePool, routeLabel, type AppContext, type ServicePool } from '../context.js';
 import { decodeUpload, readUpload } from '../upload.js';
 
 export const CAM_ROUTES: Record<string, string[]> = { '/cam': ['POST'] };
 
-function round(v: number): number {
+export function round(v: number): number {
   return Math.round(v * 1000) / 1000;
 }
 
@@ -17,10 +22,69 @@ function serverTiming(timings: Record<string, number>): string {
   return Object.entries(timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${round(v)}`).join(', ');
 }
 
-function renderJob(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: CamParams): RenderJob {
+export function renderJob(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: Pick<CamParams, 'alpha' | 'colormap'>): RenderJob {
   return {
     kind, image: decoded.rgb, maps, input: { width: info.inputSize.width, height: info.inputSize.height },
     resize: info.manifest.input.resize, alpha: params.alpha, colormap: params.colormap,
+  };
+}
+
+/** An explanation's parameters checked against the model: what the pool is asked. */
+export interface CamPlan {
+  params: CamParams;
+  info: ModelInfo;
+  targets?: number[];
+  layers: string[];
+}
+
+/** Checks the collected parameters against the models (404 unknown model, 400 classes and layers). */
+export function planCam(ctx: AppContext, pool: ServicePool, raw: Params, preferJson: boolean): CamPlan {
+  const params = parseCamParams(raw, preferJson);
+  const info = findModel(pool.models(), params.model ?? ctx.defaultModel());
+  const targets = explainedClasses(params, info, ctx.config.maxTargets);
+  const layers = resolveLayers(params.layer, info);
+  return { params, info, targets, layers };
+}
+
+export function explainRequest(plan: CamPlan, input: Float32Array): ExplainRequest {
+  const { params, targets, layers } = plan;
+  return { input, method: params.method, targets, topk: params.topk, layers, eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth };
+}
+
+/** Decodes an image of a request; in a batch a failure names the image (`index`). */
+export async function decodeAt(ctx: AppContext, bytes: Buffer | undefined, index: number | undefined): Promise<DecodedImage> {
+  try {
+    return await decodeUpload(bytes, ctx.config);
+  } catch (e) {
+    if (index === undefined || !(e instanceof CamserveError)) throw e;
+    throw new CamserveError(e.code, `image ${index}: ${e.message}`, { ...e.details, parameter: 'image', index });
+  }
+}
+
+/** POST /cam's JSON answer for one image (a job's result for one image is the same). */
+export async function camResultJson(
+  ctx: AppContext, plan: CamPlan, decoded: DecodedImage, result: ExplainResult, timings: Record<string, number>,
+): Promise<Record<string, unknown>> {
+  const { params, info, layers } = plan;
+  const pred = predictions(result.logits, info);
+  const t = performance.now();
+  const pngs = params.includePng ? await ctx.render(renderJob('overlay', decoded, info, result.explanations.map((e) => e.map), params)) : [];
+  if (params.includePng) timings.render_ms = performance.now() - t;
+  const explanations = result.explanations.map((e, i) => ({
+    target: pred.of(e.target.index),
+    cam: camJson(e.map),
+    ...(e.layers.length > 1 ? { layers: e.layers.map((l) => ({ layer: l.layer, cam: camJson(l.map) })) } : {}),
+    ...(params.includePng ? { png: pngs[i].toString('base64') } : {}),
+  }));
+  return {
+    model: info.id,
+    method: params.method,
+    layers,
+    image: { width: decoded.width, height: decoded.height },
+    score_function: scoreFunction(info),
+    predictions: topK(pred.scores, 5).map(pred.of),
+    explanations,
+    timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
   };
 }
 
@@ -35,15 +99,19 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     // The client may leave at any time: its job is then dropped from the queue, or stopped.
     const gone = clientGone(res);
 
-    const upload = await readUpload(req, res, ctx.config);
+    const upload = await readUpload(req, res, { ...ctx.config, maxFiles: ctx.config.maxBatch, json: true });
     const raw = collectParameters('POST /cam', CAM_PARAMETERS, req.query as Record<string, unknown>, upload.fields);
-    const params = parseCamParams(raw, req.accepts(['image/png', 'application/json']) === 'application/json');
-    const signal = jobSignal(gone, t0, timeoutMs(raw, ctx.config.maxTimeoutMs));
+    const batch = upload.images.length > 1;
+    const plan = planCam(ctx, pool, raw, batch || req.accepts(['image/png', 'application/json']) === 'application/json');
+    const { params, info } = plan;
     res.locals.camMethod = params.method;
-    const info = findModel(pool.models(), params.model ?? ctx.defaultModel());
     res.locals.model = info.id;
-    const targets = explainedClasses(params, info, ctx.config.maxTargets);
-    const layers = resolveLayers(params.layer, info);
+    if (batch && params.output !== 'json') {
+      throw badParameter('output', ['json'], params.output, `${upload.images.length} images are answered as JSON, one result per image (each with include_png=true for its overlay)`);
+    }
+    await ctx.access.consume(req, res, Math.max(1, upload.images.length), isLongWork(params.method, params.augSmooth));
+    const signal = jobSignal(gone, t0, timeoutMs(raw, ctx.config.maxTimeoutMs));
+    if (batch) return camBatch(ctx, pool, plan, upload.images, { req, res, t0, gone, signal, reservation });
 
     const timings: Record<string, number> = {};
     let t = performance.now();
@@ -55,10 +123,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     if (gone.aborted) return;
 
     t = performance.now();
-    const result: ExplainResult = await pool.explain(info.id, {
-      input, method: params.method, targets, topk: params.topk, layers,
-      eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth,
-    }, { signal, reservation });
+    const result: ExplainResult = await pool.explain(info.id, explainRequest(plan, input), { signal, client: clientOf(req, res), reservation });
     const wall = performance.now() - t;
     const inWorker = Object.values(result.timings).reduce((a, b) => a + b, 0);
     Object.assign(timings, result.timings);
@@ -67,10 +132,10 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     ctx.metrics.queueWait.observe({ model: info.id }, Math.max(0, wall - inWorker) / 1000);
     if (gone.aborted) return;
 
-    const pred = predictions(result.logits, info);
-    const first = result.explanations[0];
-    t = performance.now();
     if (params.output !== 'json') {
+      const pred = predictions(result.logits, info);
+      const first = result.explanations[0];
+      t = performance.now();
       const [png] = await ctx.render(renderJob(params.output, decoded, info, [first.map], params));
       timings.render_ms = performance.now() - t;
       timings.total_ms = performance.now() - t0;
@@ -84,25 +149,60 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
       res.type('image/png').send(png);
       return;
     }
-    const pngs = params.includePng ? await ctx.render(renderJob('overlay', decoded, info, result.explanations.map((e) => e.map), params)) : [];
-    const explanations = result.explanations.map((e, i) => ({
-      target: pred.of(e.target.index),
-      cam: camJson(e.map),
-      ...(e.layers.length > 1 ? { layers: e.layers.map((l) => ({ layer: l.layer, cam: camJson(l.map) })) } : {}),
-      ...(params.includePng ? { png: pngs[i].toString('base64') } : {}),
-    }));
-    if (params.includePng) timings.render_ms = performance.now() - t;
+    const body = await camResultJson(ctx, plan, decoded, result, timings);
     timings.total_ms = performance.now() - t0;
+    body.timings_ms = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)]));
     res.setHeader('Server-Timing', serverTiming(timings));
-    res.json({
-      model: info.id,
-      method: params.method,
-      layers,
-      image: { width: decoded.width, height: decoded.height },
-      score_function: scoreFunction(info),
-      predictions: topK(pred.scores, 5).map(pred.of),
-      explanations,
-      timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
-    });
+    res.json(body);
+  });
+}
+
+/** Several images: decoded, queued as one job of that many inputs, answered as one JSON with a result per image. */
+async function camBatch(
+  ctx: AppContext, pool: ServicePool, plan: CamPlan, images: Buffer[],
+  r: { req: Request; res: Response; t0: number; gone: AbortSignal; signal: AbortSignal; reservation?: Reservation },
+): Promise<void> {
+  const { info, params } = plan;
+  const timings: Record<string, number> = {};
+  let t = performance.now();
+  // Decoded and preprocessed side by side on libuv's threads; the first failure (in image order) refuses the batch.
+  const settled = await Promise.allSettled(images.map(async (bytes, i) => {
+    const d = await decodeAt(ctx, bytes, i);
+    return { d, x: await toModelInput(d.rgb, info) };
+  }));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  const decoded: DecodedImage[] = settled.map((s) => (s as PromiseFulfilledResult<{ d: DecodedImage }>).value.d);
+  const inputs = settled.map((s) => (s as PromiseFulfilledResult<{ x: Float32Array }>).value.x);
+  timings.decode_ms = performance.now() - t;
+  if (r.gone.aborted) return;
+
+  t = performance.now();
+  const reqs = inputs.map((x) => explainRequest(plan, x));
+  const opts = { signal: r.signal, client: clientOf(r.req, r.res), reservation: r.reservation };
+  let results: ExplainResult[];
+  if (pool.explainBatch) {
+    results = await pool.explainBatch(info.id, reqs, { ...opts, maxBatch: ctx.config.maxBatch });
+  } else {
+    results = [];
+    for (const q of reqs) results.push(await pool.explain(info.id, q, opts));
+  }
+  const wall = performance.now() - t;
+  const inWorker = results.reduce((a, x) => a + Object.values(x.timings).reduce((b, c) => b + c, 0), 0);
+  timings.explain_ms = wall;
+  timings.queue_ms = Math.max(0, wall - inWorker);
+  ctx.metrics.inference.observe({ cam_method: params.method, model: info.id }, inWorker / 1000);
+  ctx.metrics.queueWait.observe({ model: info.id }, Math.max(0, wall - inWorker) / 1000);
+  if (r.gone.aborted) return;
+
+  t = performance.now();
+  const out = [];
+  for (const [i, x] of results.entries()) out.push(await camResultJson(ctx, plan, decoded[i], x, { ...x.timings }));
+  if (params.includePng) timings.render_ms = performance.now() - t;
+  timings.total_ms = performance.now() - r.t0;
+  r.res.setHeader('Server-Timing', serverTiming(timings));
+  r.res.json({
+    model: info.id, method: params.method, layers: plan.layers, count: out.length, results: out,
+    timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
   });
 }
