@@ -93,7 +93,7 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
     const domain = node.domain ?? '';
     const rule = domain === '' || domain === 'ai.onnx' ? RULES[node.op_type] : undefined;
     if (!rule) {
-      throw new GradientError(`cannot differentiate ${label}: no gradient rule for op type ${domain ? `${domain}.` : ''}${node.op_type} (on the path from the target layer to the logits)`);
+      throw new GradientError(`cannot differentiate ${label}: no gradient rule for op type ${domain ? `${domain}.` : ''}${node.op_type} (on the path from the target layer to the logits)`, { op: node.op_type, node: node.name || node.output[0] });
     }
     const ctx: VjpContext = {
       node,
@@ -129,7 +129,7 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
         return name;
       },
       fail(why) {
-        throw new GradientError(`cannot differentiate ${label}: ${why}`);
+        throw new GradientError(`cannot differentiate ${label}: ${why}`, { op: node.op_type, node: node.name || node.output[0] });
       },
     };
     for (const t of node.input) {

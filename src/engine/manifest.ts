@@ -27,6 +27,8 @@ export interface ModelManifest {
   /** classes are independent (sigmoid scores) rather than exclusive (softmax) */
   multiLabel: boolean;
   description?: string;
+  /** transformers: tokens before the patch grid, and/or the grid [h, w] (otherwise detected) */
+  tokens?: { prefix?: number; grid?: [number, number] };
 }
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];

@@ -5,3 +5,8 @@ export * from './model.js';
 export * from './builder.js';
 export * from './session.js';
 export * from './graph.js';
+export * from './splice.js';
+export * from './twin.js';
+export * from './layers.js';
+export * from './views.js';
+export * from './batch.js';
