@@ -9,6 +9,11 @@ export interface GradientSpec {
   targets: readonly string[];
   /** The differentiated output (the logits). */
   output: string;
+  /**
+   * One seed per run (see VjpContext.perSeed): for paths whose tensors do not keep a batch of 1 in axis 0.
+   * The seed input then takes one row, and K classes need K runs.
+   */
+  perSeed?: boolean;
 }
 
 export interface GradientPatch {
@@ -98,6 +103,7 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
     const ctx: VjpContext = {
       node,
       opset,
+      perSeed: spec.perSeed === true,
       shape(name) {
         const s = shapes.get(name);
         if (!s) throw new GradientError(`${label}: shape of tensor "${name}" is unknown`);
@@ -132,7 +138,7 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
         throw new GradientError(`cannot differentiate ${label}: ${why}`, { op: node.op_type, node: node.name || node.output[0] });
       },
     };
-    for (const t of node.input) {
+    for (const t of spec.perSeed ? [] : node.input) {
       if (t && active.has(t)) {
         const d = shapes.get(t)?.dims;
         if (d && d[0] !== 1) {
