@@ -2,7 +2,7 @@
 // outputs: logits and activations) and, for gradient methods, the head's backward for K classes at once.
 import * as ort from 'onnxruntime-node';
 import { cancelled } from '../errors/index.js';
-import type { LayerSet, ModelRuntime } from './runtime.js';
+import { runHeadBackward, type LayerSet, type ModelRuntime } from './runtime.js';
 import { topK } from './scores.js';
 
 /** What the passes give: logits, the classes chosen, each layer's A [C·h·w] and G [K·C·h·w] by layer. */
@@ -53,7 +53,7 @@ export async function runPasses(
   };
   for (const name of head.inputs) feeds[name] = trunkOut[name] as ort.Tensor;
   t = now();
-  const out = await head.session.session.run(feeds, Object.values(head.gradients));
+  const out = await runHeadBackward(head, feeds);
   timings.backward_ms = (timings.backward_ms ?? 0) + now() - t;
   const gradients = Object.fromEntries(set.layers.map((l) => [l, out[head.gradients[l]].data as Float32Array]));
   return { logits, predicted, targets, activations, gradients, trunkOut };

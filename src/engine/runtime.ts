@@ -7,7 +7,7 @@ import { buildGradientPatch } from '../autodiff/index.js';
 import { ExplainError, ModelError } from '../errors/index.js';
 import {
   type BatchHandling, type BatchMode, buildFloatTwin, type FloatTwin, modelPrecision, type CandidateLayer, createSession, extractHead, findLayers, findLogits, handleFixedBatch, type HeadGraph, type LinearHead,
-  matchLinearHead, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, spliceViews, type TensorInfo, type TwinKind, type ViewSpec, viewName,
+  foldShapeArithmetic, matchLinearHead, nodesOnPath, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, spliceViews, type TensorInfo, type TwinKind, type ViewSpec, viewName,
 } from '../onnx/index.js';
 import { explain, type ExplainOptions, type ExplainRequest, type ExplainResult } from './explain.js';
 import { readManifest, type ModelManifest } from './manifest.js';
@@ -81,6 +81,34 @@ export interface HeadRun {
   seed: string;
   gradients: Record<string, string>;
   inputs: string[];
+  /** the backward takes one seed row per run (see autodiff's perSeed) */
+  perSeed: boolean;
+}
+
+/**
+ * Runs a head's backward for the seed rows in `feeds[head.seed]` ([K, ...]): in one run, or one run per
+ * row (perSeed) with the gradients stacked in row order. Returns each gradient output's data.
+ */
+export async function runHeadBackward(head: HeadRun, feeds: Record<string, ort.Tensor>): Promise<Record<string, { data: Float32Array }>> {
+  const fetches = Object.values(head.gradients);
+  if (!head.perSeed) return await head.session.session.run(feeds, fetches) as Record<string, { data: Float32Array }>;
+  const seed = feeds[head.seed];
+  const K = seed.dims[0];
+  const per = seed.size / K;
+  const parts: Record<string, Float32Array[]> = Object.fromEntries(fetches.map((f) => [f, []]));
+  for (let k = 0; k < K; k++) {
+    const row = new ort.Tensor('float32', (seed.data as Float32Array).slice(k * per, (k + 1) * per), [1, ...seed.dims.slice(1)]);
+    const out = await head.session.session.run({ ...feeds, [head.seed]: row }, fetches);
+    for (const f of fetches) parts[f].push(Float32Array.from(out[f].data as Float32Array));
+  }
+  const result: Record<string, { data: Float32Array }> = {};
+  for (const f of fetches) {
+    const all = new Float32Array(parts[f].reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts[f]) { all.set(p, o); o += p.length; }
+    result[f] = { data: all };
+  }
+  return result;
 }
 
 /** The head's forward alone (Ablation-CAM re-runs it); `batched` is learnt on the first batch. */
@@ -117,6 +145,8 @@ export class ModelRuntime {
     private readonly options: RuntimeOptions,
     /** the quantized original, which gives the predictions when a float twin explains it */
     readonly predictor?: OnnxModel,
+    /** probed values of small integer tensors (shape arithmetic), folded into gradient heads */
+    private readonly values: ReadonlyMap<string, number[]> = new Map(),
   ) {
     this.batchSize = Math.max(1, options.batchSize ?? ENGINE_DEFAULTS.batchSize);
     this.batchMs = options.batchMs ?? ENGINE_DEFAULTS.batchMs;
@@ -185,7 +215,8 @@ export class ModelRuntime {
     const rows = batch.mode === 'zero-batch' ? batch.size : undefined;
     const inputName = model.inputs[0].name;
     const feeds = () => ({ [inputName]: new ort.Tensor('float32', new Float32Array(inputDims.reduce((a, b) => a * b, 1)), inputDims) });
-    let shapes = await probeShapes(model, feeds(), options);
+    const values = new Map<string, number[]>();
+    let shapes = await probeShapes(model, feeds(), options, values);
     const found = findLayers(model, shapes, logits, { inputLayout: manifest.input.layout, tokens: manifest.tokens, rows, quantized: asIs });
     const views: ViewSpec[] = found.candidates.flatMap((c) => (c.view ? [c.view] : []));
     if (rows !== undefined) {
@@ -194,7 +225,8 @@ export class ModelRuntime {
     }
     if (views.length) {
       model = await OnnxModel.fromBytes(spliceViews(model, views), file);
-      shapes = await probeShapes(model, feeds(), options);
+      values.clear();
+      shapes = await probeShapes(model, feeds(), options, values);
       if (rows !== undefined) logits = viewName(views[views.length - 1]);
     }
     const logitDims = shapes.get(logits)?.dims;
@@ -230,7 +262,7 @@ export class ModelRuntime {
       batch: { mode: batch.mode, ...(batch.size !== undefined ? { size: batch.size } : {}), note: batch.note, ...(batch.blockedBy ? { blockedBy: batch.blockedBy } : {}) },
       warnings,
     };
-    return new ModelRuntime(model, info, shapes, options, predictor);
+    return new ModelRuntime(model, info, shapes, options, predictor, values);
   }
 
   /** Static dims of a tensor (from the probe run), or undefined. */
@@ -351,13 +383,20 @@ export class ModelRuntime {
           { model: this.info.id, ...(b.blockedBy ? { op: b.blockedBy.op, node: b.blockedBy.node } : {}) },
         );
       }
-      const headModel = await OnnxModel.fromBytes(set.graph.encode(), this.model.file);
-      const grad = await buildGradientPatch(headModel, this.shapes, { targets: set.layers, output: this.info.logits });
+      let headModel = await OnnxModel.fromBytes(set.graph.encode(), this.model.file);
+      // Shape arithmetic (Shape → Gather → Concat → Reshape) as constants: the rules need them constant.
+      const folded = foldShapeArithmetic(headModel, this.values, this.shapes);
+      if (folded) headModel = await OnnxModel.fromBytes(folded, this.model.file);
+      // Attention that moves or merges the batch axis, windows folded into it: one seed per run.
+      const floating = (t: string) => /float/.test(this.shapes.get(t)?.type ?? 'float32');
+      const perSeed = nodesOnPath(headModel, set.layers, this.info.logits, floating)
+        .some((i) => [...headModel.nodes[i].input, ...headModel.nodes[i].output].some((t) => t && floating(t) && !headModel.isConstant(t) && (this.shapes.get(t)?.dims[0] ?? 1) !== 1));
+      const grad = await buildGradientPatch(headModel, this.shapes, { targets: set.layers, output: this.info.logits, perSeed });
       // Only what the gradients need: onnxruntime runs every node of a graph whatever the fetches, and the
       // head's own forward (pooling, classifier) is dead weight when the backward does not read it.
       const pruned = pruneToOutputs(headModel.withPatch(grad.patch), Object.values(grad.gradients));
       const session = await createSession(this.model, pruned.bytes, this.headOptions());
-      return { session, seed: grad.seed, gradients: grad.gradients, inputs: set.graph.inputs.filter((i) => pruned.inputs.has(i)) };
+      return { session, seed: grad.seed, gradients: grad.gradients, inputs: set.graph.inputs.filter((i) => pruned.inputs.has(i)), perSeed };
     })();
     return set.head;
   }

@@ -10,3 +10,4 @@ export * from './twin.js';
 export * from './layers.js';
 export * from './views.js';
 export * from './batch.js';
+export * from './fold.js';

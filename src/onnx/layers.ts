@@ -11,7 +11,7 @@
 //   3. Default, CNNs: the last map produced by a feature op (not pooling or moving values) — the last map
 //      before global pooling — but the activation before a trailing BatchNormalization, and a 2-D map
 //      before a strip (one spatial side 1, as in text-line models) when there is one.
-import { attrInts, type OnnxModel } from './model.js';
+import { attrInt, attrInts, type OnnxModel } from './model.js';
 import type { NodeProto } from './proto.js';
 import type { TensorInfo } from './session.js';
 import { ancestorsOf, nodesOnPath } from './graph.js';
@@ -90,23 +90,43 @@ export function viewName(v: ViewSpec): string {
   return v.kind === 'plain' ? `${v.source}#row0` : v.kind === 'dequantized' ? `${v.source}#dequantized` : `${v.source}#map`;
 }
 
-/** Whether `t` is a LayerNormalization output (the op, or the ReduceMean/Sub/…/Div/Mul/Add decomposition). */
+/**
+ * Whether `t` is a LayerNormalization output: the op, or the end of its decomposition (older opsets):
+ * ReduceMean → Sub → … → Div, then × γ and + β where present.
+ */
 export function isLayerNorm(model: OnnxModel, t: string): boolean {
-  const p = (name: string | undefined) => (name === undefined ? undefined : model.producer.get(name));
   const node = (name: string | undefined): NodeProto | undefined => {
-    const i = p(name);
+    const i = name === undefined ? undefined : model.producer.get(name);
     return i === undefined ? undefined : model.nodes[i];
   };
-  let n = node(t);
-  if (!n) return false;
-  if (n.op_type === 'LayerNormalization') return true;
-  // … → Div → Mul (γ) → Add (β)
-  if (n.op_type === 'Add') n = node(n.input.find((i) => !model.isConstant(i)));
-  if (n?.op_type === 'Mul') n = node(n.input.find((i) => !model.isConstant(i)));
+  const first = node(t);
+  if (!first) return false;
+  if (first.op_type === 'LayerNormalization') return true;
+  const computed = (n: NodeProto) => n.input.find((i) => !isConstLike(model, i));
+  const affine = (n: NodeProto | undefined, op: string) => n?.op_type === op && n.input.some((i) => isConstLike(model, i));
+  let n: NodeProto | undefined = first;
+  if (affine(n, 'Add')) n = node(computed(n!));
+  if (affine(n, 'Mul')) n = node(computed(n!));
   if (n?.op_type !== 'Div') return false;
   const sub = node(n.input[0]);
-  if (sub?.op_type !== 'Sub') return false;
-  return node(sub.input[1])?.op_type === 'ReduceMean';
+  if (sub?.op_type !== 'Sub' || node(sub.input[1])?.op_type !== 'ReduceMean') return false;
+  // Not a step inside the decomposition: nothing extends it by × γ or + β.
+  const extended = (model.consumers.get(t) ?? []).some((i) => {
+    const c = model.nodes[i];
+    return (first.op_type === 'Div' && affine(c, 'Mul')) || (first.op_type !== 'Add' && affine(c, 'Add'));
+  });
+  return !extended;
+}
+
+/** A constant, or a constant passed through Identity (exporters alias deduplicated parameters so). */
+function isConstLike(model: OnnxModel, t: string): boolean {
+  for (let name = t, depth = 0; depth < 8; depth++) {
+    if (model.isConstant(name)) return true;
+    const i = model.producer.get(name);
+    if (i === undefined || model.nodes[i].op_type !== 'Identity') return false;
+    name = model.nodes[i].input[0];
+  }
+  return false;
 }
 
 const isSquare = (n: number) => n > 0 && Number.isInteger(Math.sqrt(n));
@@ -159,7 +179,7 @@ export function findLayers(model: OnnxModel, shapes: Map<string, TensorInfo>, lo
   for (const c of others) {
     if (c.index <= tokenStart) continue;
     const norm = isLayerNorm(model, c.name);
-    const residual = c.op === 'Add' && model.nodes[c.index].input.every((i) => !model.isConstant(i) && shapes.get(i)?.dims.join() === c.dims.join());
+    const residual = c.op === 'Add' && model.nodes[c.index].input.every((i) => !isConstLike(model, i) && shapes.get(i)?.dims.join() === c.dims.join());
     if (!norm && !residual) continue;
     let view: ViewSpec | undefined;
     if (c.dims.length === 3) {
@@ -201,7 +221,7 @@ export function findLayers(model: OnnxModel, shapes: Map<string, TensorInfo>, lo
   let chosen: CandidateLayer | undefined;
   const reasons = new Map<CandidateLayer, string>();
   if (tokens.length) {
-    const gridReaches = (c: CandidateLayer) => tokenGridReachesLogits(model, c.tensor, logits);
+    const gridReaches = (c: CandidateLayer) => tokenGridReachesLogits(model, shapes, c, logits);
     const feedsLinear = (c: CandidateLayer) => feedsLinearLayer(model, c.tensor);
     const blockNorms = tokens.filter((c) => c.norm && feedsLinear(c));
     chosen = [...blockNorms].reverse().find(gridReaches) ?? [...tokens].reverse().find(gridReaches) ?? tokens[tokens.length - 1];
@@ -211,7 +231,11 @@ export function findLayers(model: OnnxModel, shapes: Map<string, TensorInfo>, lo
       else if (c.index > (chosen as typeof c).index) reasons.set(c, c.norm ? 'a LayerNorm that feeds no block (the final norm): the last block\'s norm is preferred' : 'after the default layer');
       else reasons.set(c, 'an earlier block');
     }
-    for (const m of maps) reasons.set(m, 'a convolutional map before the transformer blocks (the patch embedding)');
+    for (const m of maps) {
+      reasons.set(m, m.index < tokens[0].index
+        ? 'a convolutional map before the transformer blocks (the patch embedding)'
+        : `${/^[AEIOU]/.test(m.op) ? 'an' : 'a'} ${m.op} output after the blocks: the token maps are preferred`);
+    }
   } else {
     const features = maps.filter((c) => !NOT_A_FEATURE.has(c.op));
     const twoD = features.filter((c) => Math.min(c.dims[2], c.dims[3]) > 1);
@@ -268,7 +292,7 @@ function feedsLinearLayer(model: OnnxModel, t: string): boolean {
     seen.add(x);
     for (const i of model.consumers.get(x) ?? []) {
       const n = model.nodes[i];
-      if ((n.op_type === 'MatMul' || n.op_type === 'Gemm') && n.input.some((k) => model.isConstant(k))) return true;
+      if ((n.op_type === 'MatMul' || n.op_type === 'Gemm') && n.input.some((k) => isConstLike(model, k))) return true;
       if (MOVES.has(n.op_type)) stack.push(...n.output.filter(Boolean));
     }
   }
@@ -276,16 +300,22 @@ function feedsLinearLayer(model: OnnxModel, t: string): boolean {
 }
 
 /**
- * Whether the grid tokens of `t` influence the logits: yes if the path mixes tokens (a MatMul of two
- * computed tensors: attention) or never selects tokens (pooling); no if it selects tokens (Gather, Slice:
- * the class token) without mixing them first.
+ * Whether the grid tokens of a token map influence the logits: yes if the path mixes tokens (a MatMul of
+ * two computed tensors: attention) before it selects tokens, or never selects them (pooling); no if it
+ * first selects prefix tokens (a Gather of constant indices along the token axis: x[:, 0]).
  */
-function tokenGridReachesLogits(model: OnnxModel, t: string, logits: string): boolean {
-  const path = nodesOnPath(model, [t], logits).map((i) => model.nodes[i]);
+function tokenGridReachesLogits(model: OnnxModel, shapes: Map<string, TensorInfo>, c: CandidateLayer, logits: string): boolean {
+  const tokenDims = c.view?.sourceDims ?? c.dims;
+  const path = nodesOnPath(model, [c.tensor], logits).map((i) => model.nodes[i]);
   for (const n of path) {
-    if ((n.op_type === 'MatMul' || n.op_type === 'Einsum') && n.input.filter((i) => i && !model.isConstant(i)).length >= 2) return true;
-    // Selecting tokens (x[:, 0]: the class token) before any mixing; Slices (rolls, grid selections) do not count.
-    if (n.op_type === 'Gather' && model.isConstant(n.input[1])) return false;
+    if ((n.op_type === 'MatMul' || n.op_type === 'Einsum') && n.input.filter((i) => i && !isConstLike(model, i)).length >= 2) return true;
+    if (n.op_type === 'Gather' && isConstLike(model, n.input[1])) {
+      const d = shapes.get(n.input[0])?.dims ?? [];
+      const axis = (attrInt(n, 'axis', 0) + d.length) % Math.max(d.length, 1);
+      // Selecting along the token axis of a [1, T, C] token tensor (not a split of stacked q, k, v).
+      if (c.view?.kind === 'tokens' && d.length === 3 && axis === 1 && d[1] === tokenDims[1]) return false;
+      if (c.view?.kind === 'channels-last' && d.length === 4 && (axis === 1 || axis === 2) && d[1] === tokenDims[1] && d[2] === tokenDims[2]) return false;
+    }
   }
   return true;
 }
