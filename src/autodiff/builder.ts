@@ -160,7 +160,15 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
   const outputs = [];
   for (const t of spec.targets) {
     const g = gradOf(t);
-    if (!g) throw new GradientError(`tensor "${t}" does not lead to the output "${spec.output}": no gradient flows to it`);
+    if (!g) {
+      // The path may leave floating point (a quantized model run as it is): name the node where it does.
+      const stop = nodesOnPath(model, [t], spec.output).map((i) => model.nodes[i])
+        .find((n) => n.input.some((i) => i && active.has(i)) && !n.output.some((o) => o && floating(o)));
+      if (stop) {
+        throw new GradientError(`cannot differentiate ${model.nodeLabel(stop)}: its outputs are not floating point (integer arithmetic has no gradient), and the path from "${t}" to "${spec.output}" goes through it`, { op: stop.op_type, node: stop.name || stop.output[0] });
+      }
+      throw new GradientError(`tensor "${t}" does not lead to the output "${spec.output}": no gradient flows to it`);
+    }
     const name = `${PREFIX}grad/${t}`;
     em.nodes.push(makeNode('Identity', [g], [name]));
     gradients[t] = name;

@@ -7,7 +7,7 @@ import Long from 'long';
 import { int64Tensor, ints, makeNode } from './builder.js';
 import type { OnnxModel } from './model.js';
 import { DataType, toInt, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
-import { createSession, type SessionOptions } from './session.js';
+import { createSession, probeShapes, type SessionOptions } from './session.js';
 import { spliceModel } from './splice.js';
 
 export type BatchMode = 'dynamic' | 'one' | 'symbolic' | 'symbolic-one' | 'zero-batch';
@@ -146,10 +146,27 @@ export async function handleFixedBatch(model: OnnxModel, rest: number[], output:
       failure ||= msg.split('\n')[0];
     }
   }
+  blockedBy ??= await batchFolder(model, size, rest, opts);
   return {
     mode: 'zero-batch', size, bytes: zeroBatchWrapper(model, size, rest.length + 1), blockedBy,
     note: `the fixed batch of ${size} cannot be made symbolic (${blockedBy ? `${blockedBy.op} node "${blockedBy.node}": ` : ''}${failure}); the image runs as row 0 of a zero batch`,
   };
+}
+
+/**
+ * The first node that folds the batch into another axis or spreads it (an input with the fixed batch in
+ * axis 0, an output without it), found by a probe run at the fixed batch.
+ */
+async function batchFolder(model: OnnxModel, size: number, rest: number[], opts: SessionOptions): Promise<{ op: string; node: string } | undefined> {
+  const input = model.inputs[0];
+  const shapes = await probeShapes(model, { [input.name]: new ort.Tensor('float32', new Float32Array(size * rest.reduce((a, b) => a * b, 1)), [size, ...rest]) }, opts);
+  for (const n of model.nodes) {
+    const batched = n.input.some((t) => t && !model.isConstant(t) && shapes.get(t)?.dims[0] === size && /float/.test(shapes.get(t)?.type ?? ''));
+    if (!batched) continue;
+    const out = n.output.map((o) => shapes.get(o)).filter((s) => s && /float/.test(s.type));
+    if (out.some((s) => s!.dims.length > 0 && s!.dims[0] !== size)) return { op: n.op_type, node: n.name || n.output[0] };
+  }
+  return undefined;
 }
 
 /** The wrapper: a batch-1 input padded with zero rows to the model's fixed batch. */
@@ -162,9 +179,9 @@ function zeroBatchWrapper(model: OnnxModel, size: number, rank: number): Uint8Ar
   let pad: NodeProto;
   if (model.opset >= 11) {
     init.push(int64Tensor('camserve/batch1/pads', [pads.length], pads));
-    pad = makeNode('Pad', [outer, 'camserve/batch1/pads'], [input.name]);
+    pad = makeNode('Pad', [outer, 'camserve/batch1/pads'], [input.name], {}, 'camserve/batch1/pad');
   } else {
-    pad = makeNode('Pad', [outer], [input.name], { pads: ints(pads) });
+    pad = makeNode('Pad', [outer], [input.name], { pads: ints(pads) }, 'camserve/batch1/pad');
   }
   const v = model.graph.input.find((i) => i.name === input.name)!;
   const inputs = model.graph.input.map((i) => (i === v ? { ...withBatch(v, 1), name: outer } : i));

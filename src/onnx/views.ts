@@ -23,7 +23,7 @@ class ViewEmitter {
 
   node(op: string, inputs: string[], attrs: Parameters<typeof makeNode>[3] = {}, out?: string): string {
     const o = out ?? this.name(op);
-    this.nodes.push(makeNode(op, inputs, [o], attrs, o));
+    this.nodes.push(makeNode(op, inputs, [o], attrs, this.name(`node_${op}`)));
     return o;
   }
 
