@@ -7,5 +7,5 @@ export {
   ALPHA_BACKGROUND, IMAGE_FORMATS, ImageError, PAD_BACKGROUND, decodeImage, toModelInput,
   type DecodeLimits, type DecodedImage, type ImageFormat, type ModelInputSpec,
 } from './input.js';
-export { readManifest, type InputSpec, type ModelManifest } from './manifest.js';
+export { fitOf, readManifest, type InputSpec, type ManifestProblem, type ModelManifest } from './manifest.js';
 export { classScores, topK } from './scores.js';

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CAM_PARAMETERS, camJson, collectParameters, parseCamParams, predictions, resolveLayers, resolveTargets, scoreFunction } from '../../api/index.js';
-import { topK } from '../../engine/index.js';
+import { fitOf, topK } from '../../engine/index.js';
 import { renderJob } from '../../render/index.js';
 import { UsageError, asParameters, imageInput, requireModel, withModel } from '../common.js';
 
@@ -55,7 +55,7 @@ export async function explainCommand(args: string[]): Promise<void> {
     if (!out) return;
     const pngs = await renderJob({
       kind: params.output === 'heatmap' ? 'heatmap' : 'overlay', image: image.rgb, maps: result.explanations.map((e) => e.map),
-      input: { width: info.inputSize.width, height: info.inputSize.height }, resize: info.manifest.input.resize, alpha: params.alpha, colormap: params.colormap,
+      input: { width: info.inputSize.width, height: info.inputSize.height }, resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha: params.alpha, colormap: params.colormap,
     });
     for (const [i, e] of result.explanations.entries()) {
       const ext = path.extname(out);

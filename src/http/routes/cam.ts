@@ -2,7 +2,7 @@
 // decodes and preprocesses the image, queues the explanation on the pool and answers PNG or JSON.
 import type { IRouter, Request, Response } from 'express';
 import { CAM_PARAMETERS, camJson, collectParameters, explainedClasses, parseCamParams, predictions, resolveLayers, scoreFunction, timeoutMs, type CamParams } from '../../api/index.js';
-import { toModelInput, topK, type DecodedImage, type ExplainResult, type ModelInfo } from '../../engine/index.js';
+import { fitOf, toModelInput, topK, type DecodedImage, type ExplainResult, type ModelInfo } from '../../engine/index.js';
 import type { CamMap, RenderJob } from '../../render/index.js';
 import { admit, clientGone, findModel, jobSignal, requirePool, routeLabel, type AppContext } from '../context.js';
 import { decodeUpload, readUpload } from '../upload.js';
@@ -20,7 +20,7 @@ function serverTiming(timings: Record<string, number>): string {
 function renderJob(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: CamParams): RenderJob {
   return {
     kind, image: decoded.rgb, maps, input: { width: info.inputSize.width, height: info.inputSize.height },
-    resize: info.manifest.input.resize, alpha: params.alpha, colormap: params.colormap,
+    resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha: params.alpha, colormap: params.colormap,
   };
 }
 
