@@ -1,6 +1,6 @@
 // The inference engine: a loaded model (ModelRuntime) and what it does — explain an input with a CAM
 // method, give the tensors behind it — plus decoding images into model inputs and class scores.
-export { ENGINE_DEFAULTS, ModelRuntime, type HeadForward, type HeadRun, type LayerSet, type ModelInfo, type RuntimeOptions } from './runtime.js';
+export { ENGINE_DEFAULTS, findCandidate, ModelRuntime, type HeadForward, type HeadRun, type LayerSet, type ModelInfo, type RuntimeOptions } from './runtime.js';
 export type { ExplainOptions, ExplainRequest, ExplainResult, Explanation, LayerMap } from './explain.js';
 export { tensorTransferables, type LayerTensorsOut, type TensorsRequest, type TensorsResult } from './passes.js';
 export {

@@ -129,6 +129,9 @@ function isConstLike(model: OnnxModel, t: string): boolean {
   return false;
 }
 
+/** What the prefix tokens usually are, by count. */
+const PREFIX_NAMES = ['', ' (the class token)', ' (class and distillation tokens, as DeiT)', ' (class and register tokens)'];
+
 const isSquare = (n: number) => n > 0 && Number.isInteger(Math.sqrt(n));
 
 /**
@@ -254,7 +257,7 @@ export function findLayers(model: OnnxModel, shapes: Map<string, TensorInfo>, lo
   for (const c of all) {
     const [, C, h, w] = c.dims;
     const shape = c.view?.kind === 'tokens'
-      ? `token map [${c.view.sourceDims.join(', ')}] as a ${h}×${w} grid after ${c.view.prefix} prefix token${c.view.prefix === 1 ? '' : 's'}${c.view.prefix ? ' (class/distillation/register)' : ''}`
+      ? `token map [${c.view.sourceDims.join(', ')}] as a ${h}×${w} grid after ${c.view.prefix} prefix token${c.view.prefix === 1 ? '' : 's'}${PREFIX_NAMES[Math.min(c.view.prefix ?? 0, 3)]}`
       : c.view?.kind === 'channels-last' ? `channels-last map [${c.view.sourceDims.join(', ')}] as [1, ${C}, ${h}, ${w}]`
       : `${C}×${h}×${w} ${c.op} output${c.view?.kind === 'plain' ? ` (row 0 of the fixed batch of ${c.view.rows})` : c.view?.kind === 'dequantized' ? ' (quantized; explained dequantized)' : ''}`;
     let why: string;

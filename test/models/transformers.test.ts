@@ -46,7 +46,7 @@ for (const name of ['vit', 'swin']) {
         assert.equal(c.view?.kind, 'tokens');
         assert.equal(c.view?.prefix, 1);
         assert.deepEqual(c.view?.grid, [7, 7]);
-        assert.match(c.why, /token map \[1, 50, 48\] as a 7×7 grid after 1 prefix token/);
+        assert.match(c.why, /token map \[1, 50, 48\] as a 7×7 grid after 1 prefix token \(the class token\)/);
         // The last block's second LayerNorm: only the class token reaches the head from there.
         const ln2 = rt.info.candidateLayers.find((l) => l.tensor.includes('encoder_layer_1/ln_2'))!;
         assert.match(ln2.why, /only the prefix tokens reach the logits/);

@@ -43,6 +43,8 @@ export async function explainCommand(args: string[]): Promise<void> {
         model: info.id, method: params.method, layers,
         image: { width: image.width, height: image.height },
         score_function: scoreFunction(info),
+        predictions_from: info.runs.predictions,
+        gradients: info.runs.gradients,
         predictions: top,
         explanations: result.explanations.map((e) => ({ target: pred.of(e.target.index), cam: camJson(e.map) })),
         timings_ms: result.timings,
@@ -50,7 +52,7 @@ export async function explainCommand(args: string[]): Promise<void> {
     } else {
       process.stdout.write(`${info.id}: top predictions\n`);
       for (const p of top) process.stdout.write(`  ${String(p.index).padStart(4)}  ${(p.score ?? NaN).toFixed(4)}  ${name(p.index)}\n`);
-      process.stdout.write(`${params.method} at ${layers.join(', ')}\n`);
+      process.stdout.write(`${params.method} at ${layers.join(', ')}${info.runs.gradients !== 'model' ? ` (activations and gradients of the ${info.runs.gradients})` : ''}\n`);
     }
     if (!out) return;
     const pngs = await renderJob({

@@ -100,6 +100,9 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
       layers,
       image: { width: decoded.width, height: decoded.height },
       score_function: scoreFunction(info),
+      // Which model predicted, and which gave the activations and gradients (a quantized model's float twin).
+      predictions_from: info.runs.predictions,
+      gradients: info.runs.gradients,
       predictions: topK(pred.scores, 5).map(pred.of),
       explanations,
       timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
