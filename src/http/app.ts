@@ -14,6 +14,7 @@ import { CAM_ROUTES, camRoutes } from './routes/cam.js';
 import { INSPECT_ROUTES, inspectRoutes } from './routes/inspect.js';
 import { MODEL_ROUTES, chooseDefaultModel, modelsRoutes } from './routes/models.js';
 import { OPS_ROUTES, opsRoutes } from './routes/ops.js';
+import { ADMIN_ROUTES, adminRoutes } from './routes/admin.js';
 
 export type { ServicePool } from './context.js';
 
@@ -24,6 +25,7 @@ export const ROUTES: Record<string, string[]> = {
   ...MODEL_ROUTES,
   ...CAM_ROUTES,
   ...INSPECT_ROUTES,
+  ...ADMIN_ROUTES,
 };
 
 export interface CamserveControl {
@@ -65,15 +67,31 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
   const renderer = new Renderer();
   const ready = Promise.resolve(pool).then((p) => {
     defaultModel = chooseDefaultModel(p.models(), config.defaultModel);
+    defaultFor = p.models();
     current = p;
     return p;
   });
   ready.catch(() => undefined); // the caller (startServer) reports it
 
+  // The default model follows the set of models (a reload may add or remove it); a configured
+  // DEFAULT_MODEL stays the default even while its folder is gone (its requests are then refused).
+  let defaultFor: unknown;
+  const currentDefault = () => {
+    const models = current?.models();
+    if (models && models !== defaultFor) {
+      defaultFor = models;
+      try {
+        defaultModel = chooseDefaultModel(models, config.defaultModel);
+      } catch {
+        defaultModel = config.defaultModel;
+      }
+    }
+    return defaultModel;
+  };
   const ctx: AppContext = {
     config, metrics,
     pool: () => current,
-    defaultModel: () => defaultModel,
+    defaultModel: currentDefault,
     shuttingDown: () => shuttingDown,
     render: (job) => renderer.render(job),
   };
@@ -145,6 +163,7 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
   modelsRoutes(app, ctx);
   camRoutes(app, ctx);
   inspectRoutes(app, ctx);
+  adminRoutes(app, ctx);
 
   app.get('/', (_req, res, next) => { routeLabel(res, '/'); next(); });
   app.use(express.static(config.publicDir, { index: 'index.html', fallthrough: true, maxAge: 0 }));

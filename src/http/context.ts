@@ -6,7 +6,7 @@ import { isMethodName } from '../cam/index.js';
 import { CamserveError } from '../errors/index.js';
 import type { ModelFacts } from '../inspect/index.js';
 import type { RenderJob } from '../render/index.js';
-import type { JobOptions, ModelStatus } from '../workers/index.js';
+import type { JobOptions, ModelStatus, ReloadChanges } from '../workers/index.js';
 import type { ServerConfig } from './config.js';
 import type { Metrics } from './metrics.js';
 
@@ -19,6 +19,8 @@ export interface ServicePool {
   facts(modelId: string, opts?: JobOptions): Promise<ModelFacts>;
   /** the refusal a new job would get now (queue full, shutting down), if any */
   full?(): CamserveError | undefined;
+  /** loads the models folder as it is now (POST /admin/reload) */
+  reload?(): Promise<{ changes: ReloadChanges; models: ModelStatus[] }>;
 }
 
 export interface AppContext {

@@ -8,10 +8,24 @@ export type ModelStatus =
   | { id: string; ok: true; info: ModelInfo; warning?: string }
   | { id: string; ok: false; error: string };
 
+/** A model folder and the stamp of its files (names, sizes, modification times): a changed stamp means reload. */
+export interface ModelEntry { id: string; dir: string; stamp: string }
+
 export interface WorkerInit {
-  models: { id: string; dir: string }[];
+  models: ModelEntry[];
   intraOpThreads: number;
   batchSize?: number;
+}
+
+/** What a reload did, by model id. */
+export interface ReloadChanges {
+  added: string[];
+  removed: string[];
+  /** files changed and the new version serves */
+  replaced: string[];
+  unchanged: string[];
+  /** files changed but the new version failed to load: the previous version still serves */
+  keptPrevious: string[];
 }
 
 export type WorkerRequest =
@@ -22,10 +36,13 @@ export type WorkerRequest =
   | { type: 'facts'; job: number; model: string }
   /** stop a running job at its next checkpoint (between batches of forward runs) */
   | { type: 'cancel'; job: number }
+  /** load the models as they are now (new, changed), drop removed ones; answered by `reloaded` */
+  | { type: 'reload'; reload: number; models: ModelEntry[] }
   | { type: 'shutdown' };
 
 export type WorkerReply =
   | { type: 'ready'; statuses: ModelStatus[] }
+  | { type: 'reloaded'; reload: number; statuses: ModelStatus[]; changes: ReloadChanges }
   | { type: 'result'; job: number; result: ExplainResult }
   | { type: 'tensors'; job: number; result: TensorsResult }
   | { type: 'facts'; job: number; result: ModelFacts }
