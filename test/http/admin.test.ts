@@ -45,6 +45,12 @@ function ids(j: Listed): string[] {
 
 test('POST /admin/reload: added, removed and replaced models; GET /models follows; a replaced model serves throughout', async () => {
   assert.deepEqual(ids((await api('GET', '/models')).json<Listed>()), ['a', 'b']);
+  // (Before: `a` is the ordinal model, whose CumSum head has no gradient rule: gradient methods are 422
+  // naming op and node, gradient-free ones serve.)
+  const refused = await api('POST', '/cam?model=a&method=gradcam', { body: form(await image()) });
+  assert.equal(refused.status, 422);
+  assert.deepEqual([refused.json<{ op: string }>().op, refused.json<{ node: string }>().node], ['CumSum', '/CumSum']);
+  assert.equal((await api('POST', '/cam?model=a&method=scorecam&output=json', { body: form(await image()) })).status, 200);
   await rm(path.join(dir, 'b'), { recursive: true });
   await add('c', 'lenet64');
   // a: new files (the float16 resnet: another input size, explained through its fp32 twin).
