@@ -2,7 +2,7 @@
 // line), are collected once and parsed by one parser per kind of value, each refusing with a 400 that
 // names the parameter, what it accepts and what it got. Lookups never touch inherited properties.
 import { METHOD_NAMES, isMethodName, type MethodName } from '../cam/index.js';
-import type { ModelInfo } from '../engine/index.js';
+import { findCandidate, type ModelInfo } from '../engine/index.js';
 import { badParameter } from '../errors/index.js';
 import { GRAPH_COLLAPSE, HISTOGRAM_DEFAULTS, type ChannelSelection, type GraphOptions, type GridOptions } from '../inspect/index.js';
 import { COLORMAP_NAMES, isColormapName, type ColormapName } from '../render/index.js';
@@ -127,16 +127,22 @@ export function resolveTargets(items: readonly string[], info: Pick<ModelInfo, '
   return out;
 }
 
-/** Checks `layer` items against the model's candidate layers (4-D feature maps that lead to the logits). */
+/**
+ * The candidate layers `layer` items name (each by its candidate name, its tensor or the node that produces
+ * it), de-duplicated in order; 400 listing the candidates for any other item.
+ */
 export function resolveLayers(items: readonly string[] | undefined, info: Pick<ModelInfo, 'candidateLayers' | 'defaultLayer'>): string[] {
   if (!items?.length) return [info.defaultLayer];
-  const names = info.candidateLayers.map((c) => c.name);
+  const out: string[] = [];
   for (const item of items) {
-    if (!names.includes(item)) {
-      throw badParameter('layer', names, item, `"${item}" is not a candidate layer of this model (a 4-D feature map that leads to the logits); GET /models/{id} lists them`);
+    const c = findCandidate(info.candidateLayers, item);
+    if (!c) {
+      throw badParameter('layer', info.candidateLayers.map((l) => l.name), item,
+        `"${item}" is not a candidate layer of this model (a feature map or token map that leads to the logits, named by its name, tensor or node); GET /models/{id} lists them`);
     }
+    if (!out.includes(c.name)) out.push(c.name);
   }
-  return [...items];
+  return out;
 }
 
 /**

@@ -9,6 +9,11 @@ export interface GradientSpec {
   targets: readonly string[];
   /** The differentiated output (the logits). */
   output: string;
+  /**
+   * One seed per run (see VjpContext.perSeed): for paths whose tensors do not keep a batch of 1 in axis 0.
+   * The seed input then takes one row, and K classes need K runs.
+   */
+  perSeed?: boolean;
 }
 
 export interface GradientPatch {
@@ -93,11 +98,12 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
     const domain = node.domain ?? '';
     const rule = domain === '' || domain === 'ai.onnx' ? RULES[node.op_type] : undefined;
     if (!rule) {
-      throw new GradientError(`cannot differentiate ${label}: no gradient rule for op type ${domain ? `${domain}.` : ''}${node.op_type} (on the path from the target layer to the logits)`);
+      throw new GradientError(`cannot differentiate ${label}: no gradient rule for op type ${domain ? `${domain}.` : ''}${node.op_type} (on the path from the target layer to the logits)`, { op: node.op_type, node: node.name || node.output[0] });
     }
     const ctx: VjpContext = {
       node,
       opset,
+      perSeed: spec.perSeed === true,
       shape(name) {
         const s = shapes.get(name);
         if (!s) throw new GradientError(`${label}: shape of tensor "${name}" is unknown`);
@@ -129,10 +135,10 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
         return name;
       },
       fail(why) {
-        throw new GradientError(`cannot differentiate ${label}: ${why}`);
+        throw new GradientError(`cannot differentiate ${label}: ${why}`, { op: node.op_type, node: node.name || node.output[0] });
       },
     };
-    for (const t of node.input) {
+    for (const t of spec.perSeed ? [] : node.input) {
       if (t && active.has(t)) {
         const d = shapes.get(t)?.dims;
         if (d && d[0] !== 1) {
@@ -154,7 +160,15 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
   const outputs = [];
   for (const t of spec.targets) {
     const g = gradOf(t);
-    if (!g) throw new GradientError(`tensor "${t}" does not lead to the output "${spec.output}": no gradient flows to it`);
+    if (!g) {
+      // The path may leave floating point (a quantized model run as it is): name the node where it does.
+      const stop = nodesOnPath(model, [t], spec.output).map((i) => model.nodes[i])
+        .find((n) => n.input.some((i) => i && active.has(i)) && !n.output.some((o) => o && floating(o)));
+      if (stop) {
+        throw new GradientError(`cannot differentiate ${model.nodeLabel(stop)}: its outputs are not floating point (integer arithmetic has no gradient), and the path from "${t}" to "${spec.output}" goes through it`, { op: stop.op_type, node: stop.name || stop.output[0] });
+      }
+      throw new GradientError(`tensor "${t}" does not lead to the output "${spec.output}": no gradient flows to it`);
+    }
     const name = `${PREFIX}grad/${t}`;
     em.nodes.push(makeNode('Identity', [g], [name]));
     gradients[t] = name;

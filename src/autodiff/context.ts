@@ -13,6 +13,12 @@ export interface VjpContext {
   readonly node: NodeProto;
   /** The model's default-domain opset: emitted nodes must be valid at this version. */
   readonly opset: number;
+  /**
+   * One seed per run: gradients have exactly their tensors' forward dims (K = 1 is not an extra axis),
+   * so tensors whose axis 0 is not a batch of 1 (attention that moves or merges the batch axis, windows
+   * folded into the batch) may lie on the path, and rules need not keep axis 0 for K.
+   */
+  readonly perSeed: boolean;
   /** Static forward dims of a tensor. */
   shape(name: string): number[];
   /** Whether input `i` of the node is on the differentiated path (needs a gradient). */

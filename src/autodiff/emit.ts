@@ -46,12 +46,29 @@ export function padZeros(ctx: VjpContext, x: string, pads: readonly number[]): s
  * `inDims` (numpy broadcasting). Axis 0 is the batch axis: the gradient keeps its K there.
  */
 export function reduceToShape(ctx: VjpContext, g: string, outDims: readonly number[], inDims: readonly number[]): string {
+  if (ctx.perSeed) return unbroadcast(ctx, g, outDims, inDims, 0);
   if (inDims.length !== outDims.length) {
     ctx.fail(`a path operand of rank ${inDims.length} broadcast to rank ${outDims.length} has no batch axis`);
   }
   const axes: number[] = [];
   for (let i = 1; i < outDims.length; i++) if (inDims[i] === 1 && outDims[i] !== 1) axes.push(i);
   return reduceSum(ctx, g, axes, true);
+}
+
+/**
+ * One seed per run: sum a gradient of dims `outDims` down to `inDims` over every broadcast axis, axis 0
+ * and the leading axes the operand lacked included, leaving the last `keepLast` axes alone (MatMul's
+ * matrix axes); reshaped to the operand's rank.
+ */
+export function unbroadcast(ctx: VjpContext, g: string, outDims: readonly number[], inDims: readonly number[], keepLast: number): string {
+  const lead = outDims.length - inDims.length;
+  if (lead < 0) ctx.fail(`an operand of rank ${inDims.length} is larger than the result's rank ${outDims.length}`);
+  const axes: number[] = [];
+  for (let i = 0; i < outDims.length - keepLast; i++) {
+    if (i < lead || (inDims[i - lead] === 1 && outDims[i] !== 1)) axes.push(i);
+  }
+  const summed = reduceSum(ctx, g, axes, true);
+  return lead > 0 ? ctx.op('Reshape', [summed, ctx.constI([...inDims])]) : summed;
 }
 
 /** Normalises a possibly negative axis. */
@@ -71,6 +88,10 @@ export function reduceMean(ctx: VjpContext, x: string, axes: readonly number[], 
  * against a constant of zeros.
  */
 export function zerosGrad(ctx: VjpContext, like: string, forwardDims: readonly number[]): string {
+  if (ctx.perSeed) {
+    if (ctx.opset >= 9) return ctx.op('ConstantOfShape', [ctx.constI([...forwardDims])]);
+    return ctx.constF(new Float32Array(count(forwardDims)), [...forwardDims]);
+  }
   if (ctx.opset < 9) {
     const column = ctx.op('Mul', [reduceSum(ctx, ctx.op('Flatten', [like], { axis: int(1) }), [1], true), scalar(ctx, 0)]);
     const k = ctx.op('Reshape', [column, ctx.constI([-1, ...forwardDims.slice(1).map(() => 1)])]);

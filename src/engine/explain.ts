@@ -74,7 +74,8 @@ export async function explain(rt: ModelRuntime, req: ExplainRequest, opts: Expla
   const explanations = base.targets.map((target, ti) => aggregate(rt, layers, maps[ti], { index: target, logit: base.logits[target] }));
   // aug_smooth's extra passes are counted as forward/backward time, not twice.
   timings.cam_ms = now() - t - ((timings.forward_ms ?? 0) + (timings.backward_ms ?? 0) - passesBefore);
-  return { logits: base.logits, explanations, timings };
+  // Predictions are the model's own (a quantized model's, where its float twin gave the maps).
+  return { logits: base.predicted ?? base.logits, explanations, timings };
 }
 
 function methodOf(name: MethodName): CamMethod {

@@ -3,7 +3,7 @@
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 import { CamserveError } from '../errors/index.js';
 import { inputGeometry, type RgbImage } from '../render/index.js';
-import type { InputSpec } from './manifest.js';
+import { fitOf, type InputSpec } from './manifest.js';
 
 /** Formats accepted (sharp's names; AVIF is reported as `heif` with AV1 compression). */
 export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const;
@@ -125,7 +125,7 @@ export async function toModelInput(image: RgbImage, model: ModelInputSpec): Prom
   const spec = model.manifest.input;
   const { width: W, height: H, channels: C } = model.inputSize;
   const nhwc = spec.layout === 'NHWC';
-  const g = inputGeometry(image, { width: W, height: H }, spec.resize);
+  const g = inputGeometry(image, { width: W, height: H }, spec.resize, fitOf(spec));
   let p = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
     .resize({ width: g.scaled.width, height: g.scaled.height, fit: 'fill', kernel: 'linear' });
   if (spec.resize === 'crop') {
@@ -135,7 +135,7 @@ export async function toModelInput(image: RgbImage, model: ModelInputSpec): Prom
     p = p.extend({
       left: g.offset.x, top: g.offset.y,
       right: W - g.scaled.width - g.offset.x, bottom: H - g.scaled.height - g.offset.y,
-      background: PAD_BACKGROUND,
+      background: spec.padValue ? { r: spec.padValue, g: spec.padValue, b: spec.padValue } : PAD_BACKGROUND,
     });
   }
   const { data, info } = await p.raw().toBuffer({ resolveWithObject: true });
@@ -143,11 +143,14 @@ export async function toModelInput(image: RgbImage, model: ModelInputSpec): Prom
     throw new RangeError(`preprocessing produced ${info.width}×${info.height}×${info.channels}, expected ${W}×${H}×3`);
   }
   const out = new Float32Array(W * H * C);
-  const { scale, mean, std } = spec;
+  // x = pixel · a[c] + b[c]: (pixel · scale − mean) / std, or model.json's explicit affine.
+  const a = spec.affine ? spec.affine.scale : spec.mean.map((_, c) => spec.scale / spec.std[c]);
+  const b = spec.affine ? spec.affine.offset : spec.mean.map((m, c) => -m / spec.std[c]);
+  const value = (px: number, c: number) => (spec.affine ? px * a[c] + b[c] : (px * spec.scale - spec.mean[c]) / spec.std[c]);
   if (spec.channels === 'gray') {
     for (let i = 0; i < W * H; i++) {
       const px = 0.299 * data[i * 3] + 0.587 * data[i * 3 + 1] + 0.114 * data[i * 3 + 2];
-      for (let c = 0; c < C; c++) out[nhwc ? i * C + c : c * W * H + i] = (px * scale - mean[c]) / std[c];
+      for (let c = 0; c < C; c++) out[nhwc ? i * C + c : c * W * H + i] = value(px, c);
     }
     return out;
   }
@@ -157,7 +160,7 @@ export async function toModelInput(image: RgbImage, model: ModelInputSpec): Prom
   const n = W * H;
   for (let c = 0; c < C; c++) {
     const table = new Float32Array(256);
-    for (let k = 0; k < 256; k++) table[k] = (k * scale - mean[c]) / std[c];
+    for (let k = 0; k < 256; k++) table[k] = value(k, c);
     const src = order[c];
     if (nhwc) for (let i = 0; i < n; i++) out[i * C + c] = table[data[i * 3 + src]];
     else for (let i = 0, o = c * n; i < n; i++) out[o + i] = table[data[i * 3 + src]];

@@ -2,12 +2,14 @@
 // outputs: logits and activations) and, for gradient methods, the head's backward for K classes at once.
 import * as ort from 'onnxruntime-node';
 import { cancelled } from '../errors/index.js';
-import type { LayerSet, ModelRuntime } from './runtime.js';
+import { runHeadBackward, type LayerSet, type ModelRuntime } from './runtime.js';
 import { topK } from './scores.js';
 
 /** What the passes give: logits, the classes chosen, each layer's A [C·h·w] and G [K·C·h·w] by layer. */
 export interface Passes {
   logits: Float32Array;
+  /** the model's own logits where a float twin explains it (a quantized model): targets are chosen by them */
+  predicted?: Float32Array;
   targets: number[];
   activations: Record<string, Float32Array>;
   gradients?: Record<string, Float32Array>;
@@ -42,9 +44,10 @@ export async function runPasses(
   timings.forward_ms = (timings.forward_ms ?? 0) + (opts.trunk ? opts.trunk.ms : now() - t);
   if (signal?.aborted) throw cancelled();
   const logits = trunkOut[rt.info.logits].data as Float32Array;
-  const targets = opts.choose(logits);
+  const predicted = await rt.predictionLogits(input);
+  const targets = opts.choose(predicted ?? logits);
   const activations = Object.fromEntries(set.layers.map((l) => [l, trunkOut[l].data as Float32Array]));
-  if (!opts.gradients) return { logits, targets, activations, trunkOut };
+  if (!opts.gradients) return { logits, predicted, targets, activations, trunkOut };
 
   const head = await rt.headRun(set);
   const K = targets.length;
@@ -56,10 +59,10 @@ export async function runPasses(
   };
   for (const name of head.inputs) feeds[name] = trunkOut[name] as ort.Tensor;
   t = now();
-  const out = await head.session.session.run(feeds, Object.values(head.gradients));
+  const out = await runHeadBackward(head, feeds);
   timings.backward_ms = (timings.backward_ms ?? 0) + now() - t;
   const gradients = Object.fromEntries(set.layers.map((l) => [l, out[head.gradients[l]].data as Float32Array]));
-  return { logits, targets, activations, gradients, trunkOut };
+  return { logits, predicted, targets, activations, gradients, trunkOut };
 }
 
 export interface TensorsRequest {
@@ -102,7 +105,7 @@ export async function tensorsOf(rt: ModelRuntime, req: TensorsRequest): Promise<
   const set = await rt.layerSet(layers);
   const r = await runPasses(rt, set, req.input, { gradients: withGradients, choose: withGradients ? chooseTargets(req.targets, req.topk) : () => [], timings: {} });
   return {
-    logits: Float32Array.from(r.logits),
+    logits: Float32Array.from(r.predicted ?? r.logits),
     targets: r.targets,
     layers: layers.map((l) => ({
       layer: l,

@@ -5,7 +5,10 @@ import { stat } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { buildGradientPatch } from '../autodiff/index.js';
 import { ExplainError, ModelError } from '../errors/index.js';
-import { type CandidateLayer, candidateLayers, containedFile, createSession, extractHead, findLogits, type HeadGraph, type LinearHead, matchLinearHead, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, type TensorInfo } from '../onnx/index.js';
+import {
+  type BatchHandling, type BatchMode, buildFloatTwin, type FloatTwin, modelPrecision, type CandidateLayer, containedFile, createSession, extractHead, findLayers, findLogits, handleFixedBatch, type HeadGraph, type LinearHead,
+  foldShapeArithmetic, matchLinearHead, nodesOnPath, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, spliceViews, type TensorInfo, type TwinKind, type ViewSpec, viewName,
+} from '../onnx/index.js';
 import { explainBatch, type BatchOptions } from './batch.js';
 import { explain, type ExplainOptions, type ExplainRequest, type ExplainResult } from './explain.js';
 import { readManifest, type ModelManifest } from './manifest.js';
@@ -25,6 +28,19 @@ export interface ModelInfo {
   candidateLayers: CandidateLayer[];
   manifest: ModelManifest;
   externalData: string[];
+  /** which model gives the predictions, and which the activations and gradients */
+  runs: { predictions: 'model' | TwinKind; gradients: 'model' | TwinKind };
+  /** the float twin, when one explains the model */
+  twin?: { kind: TwinKind; quantizedOps: string[]; halfPrecision: boolean; notes: string[] };
+  /** how the input batch is handled */
+  batch: { mode: BatchMode; size?: number; note: string; blockedBy?: { op: string; node: string } };
+  /** what loading had to give up (e.g. a float twin that could not be built) */
+  warnings: string[];
+}
+
+/** The candidate a layer item names: by its name, its tensor, or the node that produces the tensor. */
+export function findCandidate(candidates: readonly CandidateLayer[], item: string): CandidateLayer | undefined {
+  return candidates.find((c) => c.name === item) ?? candidates.find((c) => c.tensor === item) ?? candidates.find((c) => c.node === item);
 }
 
 /** The engine's own defaults (the HTTP configuration and the CLI pass their values, or leave these). */
@@ -41,6 +57,11 @@ export const ENGINE_DEFAULTS = {
 } as const;
 
 export interface RuntimeOptions extends SessionOptions {
+  /**
+   * Explain quantized and float16 models through their float twin (default true). With false a quantized
+   * model is explained as it is: its maps dequantized, gradient-free methods only.
+   */
+  twin?: boolean;
   /** ids are folder names; default: the folder's name */
   id?: string;
   batchSize?: number;
@@ -61,6 +82,34 @@ export interface HeadRun {
   seed: string;
   gradients: Record<string, string>;
   inputs: string[];
+  /** the backward takes one seed row per run (see autodiff's perSeed) */
+  perSeed: boolean;
+}
+
+/**
+ * Runs a head's backward for the seed rows in `feeds[head.seed]` ([K, ...]): in one run, or one run per
+ * row (perSeed) with the gradients stacked in row order. Returns each gradient output's data.
+ */
+export async function runHeadBackward(head: HeadRun, feeds: Record<string, ort.Tensor>): Promise<Record<string, { data: Float32Array }>> {
+  const fetches = Object.values(head.gradients);
+  if (!head.perSeed) return await head.session.session.run(feeds, fetches) as Record<string, { data: Float32Array }>;
+  const seed = feeds[head.seed];
+  const K = seed.dims[0];
+  const per = seed.size / K;
+  const parts: Record<string, Float32Array[]> = Object.fromEntries(fetches.map((f) => [f, []]));
+  for (let k = 0; k < K; k++) {
+    const row = new ort.Tensor('float32', (seed.data as Float32Array).slice(k * per, (k + 1) * per), [1, ...seed.dims.slice(1)]);
+    const out = await head.session.session.run({ ...feeds, [head.seed]: row }, fetches);
+    for (const f of fetches) parts[f].push(Float32Array.from(out[f].data as Float32Array));
+  }
+  const result: Record<string, { data: Float32Array }> = {};
+  for (const f of fetches) {
+    const all = new Float32Array(parts[f].reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts[f]) { all.set(p, o); o += p.length; }
+    result[f] = { data: all };
+  }
+  return result;
 }
 
 /** The head's forward alone (Ablation-CAM re-runs it); `batched` is learnt on the first batch. */
@@ -87,28 +136,53 @@ export class ModelRuntime {
   readonly batchSize: number;
   readonly batchMs: number;
 
+  private predictorSession?: Promise<OwnedSession>;
+
   private constructor(
+    /** the model explained: the original, or its float twin, with batch rewrites and views spliced in */
     readonly model: OnnxModel,
     readonly info: ModelInfo,
     private readonly shapes: Map<string, TensorInfo>,
     private readonly options: RuntimeOptions,
+    /** the quantized original, which gives the predictions when a float twin explains it */
+    readonly predictor?: OnnxModel,
+    /** probed values of small integer tensors (shape arithmetic), folded into gradient heads */
+    private readonly values: ReadonlyMap<string, number[]> = new Map(),
   ) {
     this.batchSize = Math.max(1, options.batchSize ?? ENGINE_DEFAULTS.batchSize);
     this.batchMs = options.batchMs ?? ENGINE_DEFAULTS.batchMs;
   }
 
-  /** Loads `<dir>/model.onnx` (or a .onnx file) with its manifest, probes shapes and finds the layers. */
+  /**
+   * Loads `<dir>/model.onnx` (or a .onnx file) with its manifest. On the way: a float twin for quantized
+   * and float16 models, the batch made symbolic (or a zero batch) for fixed-batch exports, the probe run,
+   * the layers (token and channels-last maps through views spliced into the graph).
+   */
   static async load(location: string, options: RuntimeOptions = {}): Promise<ModelRuntime> {
     const isDir = (await stat(location).catch(() => undefined))?.isDirectory() ?? false;
     // In a model folder, model.onnx must really be there (a symbolic link may not lead out of the folder).
     const file = isDir ? (await containedFile(location, 'model.onnx', 'model file'), path.join(location, 'model.onnx')) : location;
     const dir = path.dirname(path.resolve(file));
-    const model = await OnnxModel.load(file);
-    if (model.inputs.length !== 1) {
-      throw new ModelError(`${file}: expected one image input, found ${model.inputs.length} (${model.inputs.map((i) => i.name).join(', ')})`);
+    const source = await OnnxModel.load(file);
+    if (source.inputs.length !== 1) {
+      throw new ModelError(`${file}: expected one image input, found ${source.inputs.length} (${source.inputs.map((i) => i.name).join(', ')})`);
     }
+    // A quantized or float16 model is explained through its float twin; a quantized one whose twin cannot
+    // be built (an unknown quantized form) is explained as it is, by the gradient-free methods.
+    const warnings: string[] = [];
+    let twin: FloatTwin | undefined;
+    if (options.twin !== false) {
+      try {
+        twin = await buildFloatTwin(source);
+      } catch (e) {
+        if (!(e instanceof ModelError)) throw e;
+        warnings.push(`${e.message}; the model is explained as it is (gradient-free methods only)`);
+      }
+    }
+    const asIs = !twin && modelPrecision(source).quantizedOps.length > 0;
+    let model = twin ? await OnnxModel.fromBytes(twin.bytes, file) : source;
     const input = model.inputs[0];
-    if (input.elemType !== 1) throw new ModelError(`${file}: input "${input.name}" must be float32`);
+    if (input.elemType !== 1) throw new ModelError(`${file}: input "${input.name}" must be float32 or float16 (element type ${input.elemType})`);
     const rawDims = input.dims ?? [];
     if (rawDims.length !== 4) throw new ModelError(`${file}: input "${input.name}" must be 4-D (NCHW or NHWC), got [${rawDims.join(', ')}]`);
     const guessNhwc = typeof rawDims[3] === 'number' && (rawDims[3] === 1 || rawDims[3] === 3) && !(rawDims[1] === 1 || rawDims[1] === 3);
@@ -125,33 +199,72 @@ export class ModelRuntime {
     const height = fixed(hIdx, manifest.input.size?.[0] ?? 224);
     const width = fixed(wIdx, manifest.input.size?.[1] ?? 224);
     if (manifest.input.size && (manifest.input.size[0] !== height || manifest.input.size[1] !== width)) {
-      throw new ModelError(`${file}: model.json input.size [${manifest.input.size.join(', ')}] disagrees with the model's input [${height}, ${width}]`);
+      throw new ModelError(`${file}: model.json input.size [${manifest.input.size.join(', ')}] disagrees with the model's input [${height}, ${width}]`, { field: 'input.size' });
     }
     const channels = fixed(cIdx, ch);
-    if (channels !== ch) throw new ModelError(`${file}: the model takes ${channels} channels but model.json says ${manifest.input.channels}`);
-    if (fixed(0, 1) !== 1) throw new ModelError(`${file}: input batch size must be 1 or dynamic, got ${rawDims[0]}`);
+    if (channels !== ch) throw new ModelError(`${file}: the model takes ${channels} channels but model.json says ${manifest.input.channels}`, { field: 'input.channels' });
     const inputDims = nhwc ? [1, height, width, channels] : [1, channels, height, width];
 
-    const feeds = { [input.name]: new ort.Tensor('float32', new Float32Array(inputDims.reduce((a, b) => a * b, 1)), inputDims) };
-    const shapes = await probeShapes(model, feeds, options);
-    const logits = findLogits(model, manifest.output);
+    // A fixed batch > 1: symbolic where the graph allows, else the image as row 0 of a zero batch.
+    let batch: BatchHandling = typeof rawDims[0] === 'number' && rawDims[0] > 0
+      ? { mode: 'one', size: rawDims[0], note: `the input batch is ${rawDims[0]}` }
+      : { mode: 'dynamic', note: 'the input batch is symbolic' };
+    let logits = findLogits(model, manifest.output);
+    if (batch.size !== undefined && batch.size > 1) {
+      batch = await handleFixedBatch(model, inputDims.slice(1), logits, options);
+      model = await OnnxModel.fromBytes(batch.bytes!, file);
+    }
+    const rows = batch.mode === 'zero-batch' ? batch.size : undefined;
+    const inputName = model.inputs[0].name;
+    const feeds = () => ({ [inputName]: new ort.Tensor('float32', new Float32Array(inputDims.reduce((a, b) => a * b, 1)), inputDims) });
+    const values = new Map<string, number[]>();
+    let shapes = await probeShapes(model, feeds(), options, values);
+    const found = findLayers(model, shapes, logits, { inputLayout: manifest.input.layout, tokens: manifest.tokens, rows, quantized: asIs });
+    const views: ViewSpec[] = found.candidates.flatMap((c) => (c.view ? [c.view] : []));
+    if (rows !== undefined) {
+      const dims = shapes.get(logits)?.dims ?? [];
+      views.push({ kind: 'plain', source: logits, sourceDims: dims, rows });
+    }
+    if (views.length) {
+      model = await OnnxModel.fromBytes(spliceViews(model, views), file);
+      values.clear();
+      shapes = await probeShapes(model, feeds(), options, values);
+      if (rows !== undefined) logits = viewName(views[views.length - 1]);
+    }
     const logitDims = shapes.get(logits)?.dims;
     if (!logitDims || logitDims.length < 2 || logitDims[0] !== 1) throw new ModelError(`${file}: logits "${logits}" must be [1, classes], got [${logitDims?.join(', ')}]`);
     const numClasses = logitDims.slice(1).reduce((a, b) => a * b, 1);
-    const { candidates, defaultLayer } = candidateLayers(model, shapes, logits, manifest.input.layout);
-    const layer = manifest.layer ?? defaultLayer;
-    if (!layer) throw new ModelError(`${file}: no 4-D feature map with spatial size > 1 leads to the logits`);
-    if (manifest.layer && !shapes.has(manifest.layer)) throw new ModelError(`${file}: model.json layer "${manifest.layer}" is not a tensor of the model`);
-    if (manifest.labels && manifest.labels.length !== numClasses) {
-      throw new ModelError(`${file}: ${manifest.labels.length} labels for ${numClasses} classes`);
+    const candidates = found.candidates;
+    let layer = found.defaultLayer;
+    if (manifest.layer) {
+      const c = findCandidate(candidates, manifest.layer);
+      if (!c) {
+        if (!shapes.has(manifest.layer) && !model.nodes.some((n) => n.name === manifest.layer)) throw new ModelError(`${file}: model.json layer "${manifest.layer}" is not a tensor or node of the model`, { field: 'layer' });
+        throw new ModelError(`${file}: model.json layer "${manifest.layer}" is not a candidate layer (a feature map or token map that leads to the logits)`, { field: 'layer' });
+      }
+      layer = c.name;
     }
+    if (!layer) throw new ModelError(`${file}: no feature map leads to the logits (no 4-D map with spatial size > 1, and no token map of a transformer)`);
+    if (manifest.labels && manifest.labels.length !== numClasses) {
+      throw new ModelError(`${file}: ${manifest.labels.length} labels for ${numClasses} classes`, { field: 'labels' });
+    }
+    const quantized = twin?.kind === 'float twin';
+    // The quantized model itself predicts (a model whose batch was rewritten would need the rewrite too).
+    const predictor = quantized && batch.mode !== 'zero-batch' && batch.mode !== 'symbolic' && batch.mode !== 'symbolic-one' ? source : undefined;
     const info: ModelInfo = {
       id: options.id ?? path.basename(isDir ? path.resolve(location) : dir),
-      file: path.resolve(file), opset: model.opset, inputName: input.name, inputDims,
+      file: path.resolve(file), opset: model.opset, inputName, inputDims,
       inputSize: { height, width, channels }, logits, numClasses, defaultLayer: layer, candidateLayers: candidates,
       manifest, externalData: model.externalFiles,
+      runs: {
+        predictions: predictor ? 'model' : twin ? twin.kind : 'model',
+        gradients: twin ? twin.kind : 'model',
+      },
+      ...(twin ? { twin: { kind: twin.kind, quantizedOps: twin.precision.quantizedOps, halfPrecision: twin.precision.halfPrecision, notes: twin.notes } } : {}),
+      batch: { mode: batch.mode, ...(batch.size !== undefined ? { size: batch.size } : {}), note: batch.note, ...(batch.blockedBy ? { blockedBy: batch.blockedBy } : {}) },
+      warnings,
     };
-    return new ModelRuntime(model, info, shapes, options);
+    return new ModelRuntime(model, info, shapes, options, predictor, values);
   }
 
   /** Static dims of a tensor (from the probe run), or undefined. */
@@ -192,21 +305,44 @@ export class ModelRuntime {
     };
   }
 
-  /** Plain forward: the logits for one input. */
+  /** Plain forward: the logits for one input (of the quantized original, when a float twin explains it). */
   async predict(input: Float32Array): Promise<Float32Array> {
+    const own = await this.predictionLogits(input);
+    if (own) return own;
     const set = await this.layerSet([this.info.defaultLayer]);
     const out = await set.trunk.session.run({ [this.info.inputName]: this.inputTensor(input) }, [this.info.logits]);
     return out[this.info.logits].data as Float32Array;
   }
 
-  /** The layers asked for, de-duplicated (default: the model's default layer), each checked. */
+  /**
+   * The logits of the model's own forward pass where it is not the model explained (a quantized model
+   * explained through its float twin); undefined otherwise.
+   */
+  async predictionLogits(input: Float32Array): Promise<Float32Array | undefined> {
+    const p = this.predictor;
+    if (!p) return undefined;
+    this.predictorSession ??= createSession(p, p.bytes, this.options);
+    const { session } = await this.predictorSession;
+    const name = p.inputs[0].name;
+    const out = await session.run({ [name]: this.inputTensor(input) }, [this.info.logits]);
+    return out[this.info.logits].data as Float32Array;
+  }
+
+  /**
+   * The layers asked for, de-duplicated (default: the model's default layer), each checked. A layer is
+   * named by its candidate name, its tensor or the node that produces it.
+   */
   resolveLayers(layers: readonly string[] | undefined): string[] {
-    const out = layers?.length ? [...new Set(layers)] : [this.info.defaultLayer];
-    for (const l of out) {
-      const s = this.shapes.get(l);
-      if (!s) throw new ExplainError(`layer "${l}" is not a tensor of model ${this.info.id}`);
-      if (s.dims.length !== 4 || s.type !== 'float32') throw new ExplainError(`layer "${l}" must be a 4-D float feature map, its dims are [${s.dims.join(', ')}]`);
-      if (!this.info.candidateLayers.some((c) => c.name === l)) throw new ExplainError(`layer "${l}" does not lead to the logits "${this.info.logits}" or has no spatial extent`);
+    if (!layers?.length) return [this.info.defaultLayer];
+    const out: string[] = [];
+    for (const l of layers) {
+      const c = findCandidate(this.info.candidateLayers, l);
+      if (!c) {
+        const s = this.shapes.get(l);
+        if (!s && !this.model.nodes.some((n) => n.name === l)) throw new ExplainError(`layer "${l}" is not a tensor or node of model ${this.info.id}`);
+        throw new ExplainError(`layer "${l}" is not a candidate layer of model ${this.info.id}: not a feature map${s ? ` (its dims are [${s.dims.join(', ')}])` : ''}, or it does not lead to the logits "${this.info.logits}"`);
+      }
+      if (!out.includes(c.name)) out.push(c.name);
     }
     return out;
   }
@@ -247,13 +383,27 @@ export class ModelRuntime {
   /** The head with its backward pass, pruned to what the gradients need. */
   headRun(set: LayerSet): Promise<HeadRun> {
     set.head ??= (async () => {
-      const headModel = await OnnxModel.fromBytes(set.graph.encode(), this.model.file);
-      const grad = await buildGradientPatch(headModel, this.shapes, { targets: set.layers, output: this.info.logits });
+      const b = this.info.batch;
+      if (b.mode === 'zero-batch') {
+        throw new ExplainError(
+          `gradient methods cannot explain model ${this.info.id}: ${b.note}, and the backward pass needs batch 1 on its path; eigencam, scorecam and ablationcam work`,
+          { model: this.info.id, ...(b.blockedBy ? { op: b.blockedBy.op, node: b.blockedBy.node } : {}) },
+        );
+      }
+      let headModel = await OnnxModel.fromBytes(set.graph.encode(), this.model.file);
+      // Shape arithmetic (Shape → Gather → Concat → Reshape) as constants: the rules need them constant.
+      const folded = foldShapeArithmetic(headModel, this.values, this.shapes);
+      if (folded) headModel = await OnnxModel.fromBytes(folded, this.model.file);
+      // Attention that moves or merges the batch axis, windows folded into it: one seed per run.
+      const floating = (t: string) => /float/.test(this.shapes.get(t)?.type ?? 'float32');
+      const perSeed = nodesOnPath(headModel, set.layers, this.info.logits, floating)
+        .some((i) => [...headModel.nodes[i].input, ...headModel.nodes[i].output].some((t) => t && floating(t) && !headModel.isConstant(t) && (this.shapes.get(t)?.dims[0] ?? 1) !== 1));
+      const grad = await buildGradientPatch(headModel, this.shapes, { targets: set.layers, output: this.info.logits, perSeed });
       // Only what the gradients need: onnxruntime runs every node of a graph whatever the fetches, and the
       // head's own forward (pooling, classifier) is dead weight when the backward does not read it.
       const pruned = pruneToOutputs(headModel.withPatch(grad.patch), Object.values(grad.gradients));
       const session = await createSession(this.model, pruned.bytes, this.headOptions());
-      return { session, seed: grad.seed, gradients: grad.gradients, inputs: set.graph.inputs.filter((i) => pruned.inputs.has(i)) };
+      return { session, seed: grad.seed, gradients: grad.gradients, inputs: set.graph.inputs.filter((i) => pruned.inputs.has(i)), perSeed };
     })();
     return set.head;
   }
@@ -262,7 +412,8 @@ export class ModelRuntime {
   headForward(set: LayerSet): Promise<HeadForward> {
     set.headForward ??= (async () => {
       const session = await createSession(this.model, set.graph.encode(), this.headOptions());
-      return { session, inputs: set.graph.inputs, batched: undefined };
+      // A zero batch holds one image: its head runs one ablation at a time.
+      return { session, inputs: set.graph.inputs, batched: this.info.batch.mode === 'zero-batch' ? false : undefined };
     })();
     return set.headForward;
   }
@@ -296,6 +447,8 @@ export class ModelRuntime {
 
   /** Frees every session. */
   async release(): Promise<void> {
+    if (this.predictorSession) await (await this.predictorSession).release().catch(() => undefined);
+    this.predictorSession = undefined;
     const sets = [...this.layerSets.values()];
     this.layerSets.clear();
     for (const s of sets) await releaseSet(await s).catch(() => undefined);

@@ -22,6 +22,7 @@ import { JOB_ROUTES, jobsRoutes } from './routes/jobs.js';
 import { MODEL_ROUTES, chooseDefaultModel, modelsRoutes } from './routes/models.js';
 import { OPS_ROUTES, opsRoutes } from './routes/ops.js';
 import { connectRedis, isRedisDown } from './redis.js';
+import { ADMIN_ROUTES, adminRoutes } from './routes/admin.js';
 
 export type { ServicePool } from './context.js';
 
@@ -33,6 +34,7 @@ export const ROUTES: Record<string, string[]> = {
   ...CAM_ROUTES,
   ...INSPECT_ROUTES,
   ...JOB_ROUTES,
+  ...ADMIN_ROUTES,
 };
 
 export interface CamserveControl {
@@ -83,15 +85,31 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
   const shutdownHooks = new Set<() => void>();
   const ready = Promise.all([Promise.resolve(pool), access.ready]).then(([p]) => {
     defaultModel = chooseDefaultModel(p.models(), config.defaultModel);
+    defaultFor = p.models();
     current = p;
     return p;
   });
   ready.catch(() => undefined); // the caller (startServer) reports it
 
+  // The default model follows the set of models (a reload may add or remove it); a configured
+  // DEFAULT_MODEL stays the default even while its folder is gone (its requests are then refused).
+  let defaultFor: unknown;
+  const currentDefault = () => {
+    const models = current?.models();
+    if (models && models !== defaultFor) {
+      defaultFor = models;
+      try {
+        defaultModel = chooseDefaultModel(models, config.defaultModel);
+      } catch {
+        defaultModel = config.defaultModel;
+      }
+    }
+    return defaultModel;
+  };
   const ctx: AppContext = {
     config, metrics,
     pool: () => current,
-    defaultModel: () => defaultModel,
+    defaultModel: currentDefault,
     shuttingDown: () => shuttingDown,
     render: (job) => renderer.render(job),
     access,
@@ -201,6 +219,7 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
   camRoutes(app, ctx);
   inspectRoutes(app, ctx);
   jobsRoutes(app, ctx);
+  adminRoutes(app, ctx);
 
   app.get('/', (_req, res, next) => { routeLabel(res, '/'); next(); });
   app.use(express.static(config.publicDir, { index: 'index.html', fallthrough: true, maxAge: 0 }));

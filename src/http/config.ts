@@ -19,6 +19,8 @@ export interface ServerConfig {
   maxQueue: number;
   /** Score-CAM / Ablation-CAM batch size; undefined: the runtime's default */
   batchSize?: number;
+  /** reload the models folder when it changes, checked this often (ms); undefined: only on POST /admin/reload */
+  modelsPollMs?: number;
   /** largest accepted upload (multipart file or raw body), bytes */
   maxUploadBytes: number;
   /** largest request body with several images (a batch, a job), bytes; larger (by Content-Length) is refused at once */
@@ -150,6 +152,7 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'WORKERS', default: 'max(1, cpus / 2)', help: 'inference worker threads (cpus: the cores, capped by the cgroup CPU limit)' },
   { name: 'ORT_THREADS', default: 'cpus / WORKERS', help: 'onnxruntime intra-op threads per worker' },
   { name: 'MAX_QUEUE', default: String(DEFAULTS.maxQueue), help: 'explanations that may wait for a worker; more get 503 + Retry-After' },
+  { name: 'MODELS_POLL_MS', default: 'off', help: 'check MODELS_DIR this often (ms) and reload new, changed and removed models without a restart (POST /admin/reload does it on demand)' },
   { name: 'BATCH_SIZE', default: String(ENGINE_DEFAULTS.batchSize), help: 'batch size of Score-CAM / Ablation-CAM forward runs' },
   { name: 'MAX_UPLOAD_BYTES', default: `${DEFAULTS.maxUploadBytes} (${DEFAULTS.maxUploadBytes / 2 ** 20} MiB)`, help: 'largest upload (of each image); larger gets 413' },
   { name: 'MAX_REQUEST_BYTES', default: `${DEFAULTS.maxRequestBytes} (${DEFAULTS.maxRequestBytes / 2 ** 20} MiB)`, help: 'largest body of a request with several images (a batch, a job); larger gets 413 before it is read' },
@@ -219,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / workers)),
     maxQueue,
     batchSize: integer(env, 'BATCH_SIZE', 1, 4096),
+    modelsPollMs: integer(env, 'MODELS_POLL_MS', 100),
     maxUploadBytes: integer(env, 'MAX_UPLOAD_BYTES', 1) ?? DEFAULTS.maxUploadBytes,
     maxRequestBytes: integer(env, 'MAX_REQUEST_BYTES', 1) ?? DEFAULTS.maxRequestBytes,
     maxPixels: integer(env, 'MAX_PIXELS', 1) ?? DEFAULTS.maxPixels,

@@ -6,7 +6,7 @@ import { isMethodName } from '../cam/index.js';
 import { CamserveError } from '../errors/index.js';
 import type { ModelFacts } from '../inspect/index.js';
 import type { RenderJob } from '../render/index.js';
-import type { JobOptions, ModelStatus, Reservation } from '../workers/index.js';
+import type { JobOptions, ModelStatus, ReloadChanges, Reservation } from '../workers/index.js';
 import type { Access } from './access.js';
 import { clientOf } from './access.js';
 import type { ServerConfig } from './config.js';
@@ -26,6 +26,8 @@ export interface ServicePool {
   full?(weight?: number, client?: string): CamserveError | undefined;
   /** a place in the queue for a request about to upload its image, or the refusal it gets now */
   reserve?(weight?: number, client?: string): Reservation | CamserveError;
+  /** loads the models folder as it is now (POST /admin/reload) */
+  reload?(): Promise<{ changes: ReloadChanges; models: ModelStatus[] }>;
 }
 
 export interface AppContext {

@@ -61,7 +61,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? pino({ level: config.logLevel });
   const poolPromise = options.pool ?? InferencePool.start({
     modelsDir: config.modelsDir, workers: config.workers, intraOpThreads: config.ortThreads,
-    maxQueue: config.maxQueue, batchSize: config.batchSize, maxQueuePerClient: config.maxQueuePerClient,
+    maxQueue: config.maxQueue, batchSize: config.batchSize, maxQueuePerClient: config.maxQueuePerClient, pollMs: config.modelsPollMs,
+    onReload: ({ changes, error, trigger }) => {
+      if (error) logger.error({ err: error, trigger }, 'reloading the models failed');
+      else logger.info({ trigger, ...changes }, 'models reloaded');
+    },
   });
   const app = createApp(poolPromise, config, { logger });
   const server = http.createServer(app);

@@ -5,11 +5,12 @@ import { ExplainError, ModelError } from '../errors/index.js';
 import { attrInt, attrInts, type OnnxModel } from './model.js';
 import { decodeModel, encodeModel, type NodeProto, type TensorProto } from './proto.js';
 import type { TensorInfo } from './session.js';
+import { findLayers, type CandidateLayer } from './layers.js';
+
+export type { CandidateLayer } from './layers.js';
 
 /** Ops after which the graph output is a normalised score, not a logit: CAM differentiates their input. */
 const SCORE_HEADS = new Set(['Softmax', 'LogSoftmax', 'Sigmoid']);
-/** Ops that only pool or move data: a feature map they produce is not preferred as the default layer. */
-const NOT_A_FEATURE = new Set(['MaxPool', 'AveragePool', 'Pad', 'Reshape', 'Transpose', 'Identity', 'Dropout', 'Slice']);
 
 /** The tensor to differentiate: `override`, or the first graph output, or the input of a final Softmax/Sigmoid. */
 export function findLogits(model: OnnxModel, override?: string): string {
@@ -37,47 +38,14 @@ export function ancestorsOf(model: OnnxModel, tensor: string): Set<string> {
   return seen;
 }
 
-export interface CandidateLayer {
-  name: string;
-  dims: number[];
-  op: string;
-  node: string;
-}
-
 /**
- * Candidate target layers: 4-D float tensors with spatial size > 1, computed from the image input, that
- * the logits depend on, in topological order. The default is the last such tensor produced by a
- * feature op (not a pooling/reshaping op): the last spatial feature map before global pooling.
+ * Candidate target layers and the default (see layers.ts for the rule and its reasons): kept for
+ * callers that only need channels-first maps of a batch-1 model.
  */
 export function candidateLayers(
   model: OnnxModel, shapes: Map<string, TensorInfo>, logits: string, inputLayout: 'NCHW' | 'NHWC' = 'NCHW',
 ): { candidates: CandidateLayer[]; defaultLayer: string | undefined } {
-  const up = ancestorsOf(model, logits);
-  // Layout of each tensor computed from the input: channels-last after Transpose [0,2,3,1] (ConvNeXt's
-  // LayerNorm, Keras exports) until [0,3,1,2]. Only channels-first maps are feature maps [1,C,h,w].
-  const layout = new Map<string, 'NCHW' | 'NHWC'>(model.inputs.map((i) => [i.name, inputLayout]));
-  const candidates: CandidateLayer[] = [];
-  for (const n of model.nodes) {
-    const from = n.input.find((i) => layout.has(i));
-    if (from === undefined) continue;
-    let out = layout.get(from)!;
-    if (n.op_type === 'Transpose') {
-      const perm = attrInts(n, 'perm')?.join(',');
-      if (perm === '0,2,3,1') out = 'NHWC';
-      else if (perm === '0,3,1,2') out = 'NCHW';
-    }
-    for (const o of n.output) {
-      if (!o) continue;
-      layout.set(o, out);
-      const s = shapes.get(o);
-      if (out !== 'NCHW' || !s || s.type !== 'float32' || s.dims.length !== 4 || !up.has(o)) continue;
-      if (s.dims[2] * s.dims[3] <= 1) continue;
-      candidates.push({ name: o, dims: s.dims, op: n.op_type, node: n.name || o });
-    }
-  }
-  const features = candidates.filter((c) => !NOT_A_FEATURE.has(c.op));
-  const chosen = features.length ? features[features.length - 1] : candidates[candidates.length - 1];
-  return { candidates, defaultLayer: chosen?.name };
+  return findLayers(model, shapes, logits, { inputLayout });
 }
 
 export interface HeadGraph {

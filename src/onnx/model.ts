@@ -11,7 +11,24 @@ import {
 
 export interface ExternalRef { location: string; offset: number; length: number }
 
-export interface TensorValue { dims: number[]; data: Float32Array | BigInt64Array | Int32Array | Uint8Array; dataType: number }
+/** A decoded constant. float16 and bfloat16 data arrive widened to float32 (`dataType` keeps the stored type). */
+export interface TensorValue { dims: number[]; data: Float32Array | BigInt64Array | Int32Array | Uint8Array | Int8Array | Int16Array | Uint16Array; dataType: number }
+
+/** IEEE half-precision bits → number. */
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/** bfloat16 bits → number (the high half of a float32). */
+export function bfloat16ToFloat(h: number): number {
+  const u = new Uint32Array([h << 16]);
+  return new Float32Array(u.buffer)[0];
+}
 
 export interface ValueInfo { name: string; elemType: number; dims: (number | string)[] | undefined }
 
@@ -166,6 +183,18 @@ export class OnnxModel {
         return { dims, dataType, data: raw ? Float32Array.from(new Float64Array(copy(count * 8))) : Float32Array.from(t.double_data ?? []) };
       case DataType.BOOL: case DataType.UINT8:
         return { dims, dataType, data: raw ? new Uint8Array(copy(count)) : Uint8Array.from(t.int32_data ?? []) };
+      case DataType.INT8:
+        return { dims, dataType, data: raw ? new Int8Array(copy(count)) : Int8Array.from(t.int32_data ?? []) };
+      case DataType.INT16:
+        return { dims, dataType, data: raw ? new Int16Array(copy(count * 2)) : Int16Array.from(t.int32_data ?? []) };
+      case DataType.UINT16:
+        return { dims, dataType, data: raw ? new Uint16Array(copy(count * 2)) : Uint16Array.from(t.int32_data ?? []) };
+      case DataType.FLOAT16: case DataType.BFLOAT16: {
+        // Stored as 16-bit patterns (raw, or one per int32_data entry).
+        const bits = raw ? new Uint16Array(copy(count * 2)) : Uint16Array.from(t.int32_data ?? []);
+        const widen = dataType === DataType.FLOAT16 ? halfToFloat : bfloat16ToFloat;
+        return { dims, dataType, data: Float32Array.from(bits, widen) };
+      }
       default:
         throw new ModelError(`tensor ${t.name}: data type ${dataType} is not supported`);
     }
@@ -193,7 +222,7 @@ export function bytesPer(dataType: number): number {
   switch (dataType) {
     case DataType.DOUBLE: case DataType.INT64: return 8;
     case DataType.FLOAT: case DataType.INT32: return 4;
-    case DataType.FLOAT16: return 2;
+    case DataType.FLOAT16: case DataType.BFLOAT16: case DataType.INT16: case DataType.UINT16: return 2;
     default: return 1;
   }
 }

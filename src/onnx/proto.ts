@@ -91,6 +91,12 @@ message TypeProto {
 
 const root = protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
 const ModelType = root.lookupType('onnx.ModelProto');
+const MESSAGE_TYPES = {
+  node: root.lookupType('onnx.NodeProto'),
+  tensor: root.lookupType('onnx.TensorProto'),
+  valueInfo: root.lookupType('onnx.ValueInfoProto'),
+  opset: root.lookupType('onnx.OperatorSetIdProto'),
+} as const;
 
 export type Int64 = Long | number;
 
@@ -99,7 +105,7 @@ export const AttrType = {
 } as const;
 
 export const DataType = {
-  FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, DOUBLE: 11,
+  FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, DOUBLE: 11, BFLOAT16: 16,
 } as const;
 
 export interface AttributeProto {
@@ -172,6 +178,12 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
 /** Encodes a ModelProto. */
 export function encodeModel(model: ModelProto): Uint8Array {
   return ModelType.encode(ModelType.fromObject(model as unknown as Record<string, unknown>)).finish();
+}
+
+/** Encodes one message of the schema (a node, tensor, value info or opset import) on its own. */
+export function encodeMessage(kind: keyof typeof MESSAGE_TYPES, message: object): Uint8Array {
+  const type = MESSAGE_TYPES[kind];
+  return type.encode(type.fromObject(message as Record<string, unknown>)).finish();
 }
 
 /** Converts a decoded int64 to a JS number (exact below 2^53; larger values throw). */

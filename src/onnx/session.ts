@@ -56,11 +56,15 @@ export async function createSession(model: OnnxModel, bytes: Uint8Array, opts: S
 
 export interface TensorInfo { dims: number[]; type: ort.Tensor.Type }
 
+/** Integer tensors up to this many elements keep their probed values (shape arithmetic). */
+const SMALL_INTEGERS = 4096;
+
 /**
  * Runs the model once on zeros with every node output listed as a graph output, and returns the
- * static shape and element type of each tensor for that input shape (a probe run).
+ * static shape and element type of each tensor for that input shape (a probe run). With `values`, the
+ * values of small integer tensors are kept there too (what shape arithmetic computes for this input size).
  */
-export async function probeShapes(model: OnnxModel, feeds: Record<string, ort.Tensor>, opts: SessionOptions = {}): Promise<Map<string, TensorInfo>> {
+export async function probeShapes(model: OnnxModel, feeds: Record<string, ort.Tensor>, opts: SessionOptions = {}, values?: Map<string, number[]>): Promise<Map<string, TensorInfo>> {
   const existing = new Set(model.graph.output.map((o) => o.name));
   const names: string[] = [];
   for (const n of model.nodes) for (const o of n.output) if (o && !existing.has(o)) names.push(o);
@@ -69,7 +73,10 @@ export async function probeShapes(model: OnnxModel, feeds: Record<string, ort.Te
   try {
     const out = await session.run(feeds);
     const shapes = new Map<string, TensorInfo>();
-    for (const [k, v] of Object.entries(out)) shapes.set(k, { dims: [...v.dims], type: v.type });
+    for (const [k, v] of Object.entries(out)) {
+      shapes.set(k, { dims: [...v.dims], type: v.type });
+      if (values && (v.type === 'int64' || v.type === 'int32') && v.size <= SMALL_INTEGERS) values.set(k, Array.from(v.data as ArrayLike<number | bigint>, Number));
+    }
     for (const [k, v] of Object.entries(feeds)) shapes.set(k, { dims: [...v.dims], type: v.type });
     for (const [k, t] of model.initializers) {
       shapes.set(k, { dims: (t.dims ?? []).map(toInt), type: t.data_type === DataType.INT64 ? 'int64' : 'float32' });

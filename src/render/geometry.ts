@@ -17,16 +17,29 @@ export interface InputGeometry {
   input: { width: number; height: number };
 }
 
-export function inputGeometry(image: { width: number; height: number }, input: { width: number; height: number }, resize: ResizeMode): InputGeometry {
+/**
+ * How exporters' preprocessing places the image beyond the three modes: `resizeSize`, crop's short side
+ * before the centre crop (torchvision's Resize(256) then CenterCrop(224)); `anchor`, where a letterboxed
+ * image sits (top-left: the borders only right and below, as detection models pad).
+ */
+export interface FitOptions {
+  resizeSize?: number;
+  anchor?: 'center' | 'top-left';
+}
+
+export function inputGeometry(image: { width: number; height: number }, input: { width: number; height: number }, resize: ResizeMode, fit: FitOptions = {}): InputGeometry {
   const { width: W, height: H } = input;
   if (resize === 'stretch') return { resize, scaled: { width: W, height: H }, offset: { x: 0, y: 0 }, input };
-  const s = resize === 'crop' ? Math.max(W / image.width, H / image.height) : Math.min(W / image.width, H / image.height);
+  const short = fit.resizeSize && resize === 'crop' ? fit.resizeSize : undefined;
+  const s = short !== undefined
+    ? short / Math.min(image.width, image.height)
+    : resize === 'crop' ? Math.max(W / image.width, H / image.height) : Math.min(W / image.width, H / image.height);
   const clampTo = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
   const sw = resize === 'crop' ? clampTo(Math.round(image.width * s), W, Infinity) : clampTo(Math.round(image.width * s), 1, W);
   const sh = resize === 'crop' ? clampTo(Math.round(image.height * s), H, Infinity) : clampTo(Math.round(image.height * s), 1, H);
   const offset = resize === 'crop'
     ? { x: Math.floor((sw - W) / 2), y: Math.floor((sh - H) / 2) }
-    : { x: Math.floor((W - sw) / 2), y: Math.floor((H - sh) / 2) };
+    : fit.anchor === 'top-left' ? { x: 0, y: 0 } : { x: Math.floor((W - sw) / 2), y: Math.floor((H - sh) / 2) };
   return { resize, scaled: { width: sw, height: sh }, offset, input };
 }
 

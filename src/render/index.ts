@@ -14,5 +14,5 @@ export {
   type OverlayOptions,
   type RgbImage,
 } from './render.js';
-export { inputGeometry, mapToImage, type InputGeometry, type ResizeMode } from './geometry.js';
+export { inputGeometry, mapToImage, type FitOptions, type InputGeometry, type ResizeMode } from './geometry.js';
 export { renderJob, type RenderJob } from './job.js';

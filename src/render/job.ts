@@ -1,7 +1,7 @@
 // One rendering request (POST /cam, the CLI): the image, its maps over the model input, how the input was made
 // from the image, and the look (overlay or heat map, alpha, colour map); turned into PNGs.
 import type { ColormapName } from './colormaps.js';
-import { inputGeometry, mapToImage, type ResizeMode } from './geometry.js';
+import { inputGeometry, mapToImage, type FitOptions, type ResizeMode } from './geometry.js';
 import { normalizeMap, renderHeatmap, renderOverlay, type CamMap, type RgbImage } from './render.js';
 
 export interface RenderJob {
@@ -11,6 +11,8 @@ export interface RenderJob {
   maps: CamMap[];
   input: { width: number; height: number };
   resize: ResizeMode;
+  /** crop's resize size, pad's anchor (model.json) */
+  fit?: FitOptions;
   alpha: number;
   colormap: ColormapName;
 }
@@ -18,7 +20,7 @@ export interface RenderJob {
 /** PNGs of the image's size: each map normalised, carried back onto the image (crop/pad undone) and drawn. */
 export async function renderJob(job: RenderJob): Promise<Uint8Array[]> {
   const { image } = job;
-  const g = inputGeometry(image, job.input, job.resize);
+  const g = inputGeometry(image, job.input, job.resize, job.fit);
   const out: Uint8Array[] = [];
   for (const map of job.maps) {
     // stretch: mapToImage is a plain resize to the image, which the renderers do on the fly

@@ -8,10 +8,10 @@ import type { Worker } from 'node:worker_threads';
 import type { ExplainRequest, ExplainResult, TensorsRequest, TensorsResult } from '../engine/index.js';
 import { CamserveError, cancelled, fromErrorData } from '../errors/index.js';
 import type { ModelFacts } from '../inspect/index.js';
-import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
+import type { ModelEntry, ModelStatus, ReloadChanges, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
 import { spawnWorker } from './spawn.js';
 
-export type { ModelStatus } from './protocol.js';
+export type { ModelStatus, ReloadChanges } from './protocol.js';
 
 export interface PoolOptions {
   modelsDir: string;
@@ -29,6 +29,10 @@ export interface PoolOptions {
   cancelGraceMs?: number;
   /** a job still running after this long gets its worker replaced, whatever it is doing (ms) */
   watchdogMs?: number;
+  /** look for changed model folders this often and reload them (ms); undefined: only on reload() */
+  pollMs?: number;
+  /** told about every reload (by reload() or the polling): what changed, or why it failed */
+  onReload?(r: { changes?: ReloadChanges; error?: Error; trigger: 'request' | 'poll' }): void;
 }
 
 export const POOL_DEFAULTS = { cancelGraceMs: 1000, watchdogMs: 15 * 60_000 } as const;
@@ -99,17 +103,37 @@ export interface PoolStats {
   replaced: number;
 }
 
-/** Model ids (folder names, sorted) of `dir`'s sub-folders that hold a model.onnx. */
-export async function discoverModels(dir: string): Promise<{ id: string; dir: string }[]> {
+/**
+ * Model ids (folder names, sorted) of `dir`'s sub-folders that hold a model.onnx, each with the stamp of
+ * its files (name, size and modification time of each file in the folder): a changed stamp means reload.
+ */
+export async function discoverModels(dir: string): Promise<ModelEntry[]> {
   const entries = await readdir(dir, { withFileTypes: true });
-  const found: { id: string; dir: string }[] = [];
+  const found: ModelEntry[] = [];
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     if (e.name.startsWith('.')) continue;
     const d = path.join(dir, e.name);
     if (!(await stat(d).catch(() => undefined))?.isDirectory()) continue; // follows symlinked folders
-    if (await stat(path.join(d, 'model.onnx')).catch(() => undefined)) found.push({ id: e.name, dir: d });
+    if (!(await stat(path.join(d, 'model.onnx')).catch(() => undefined))) continue;
+    found.push({ id: e.name, dir: d, stamp: await folderStamp(d) });
   }
   return found;
+}
+
+async function folderStamp(dir: string): Promise<string> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
+  const parts: string[] = [];
+  for (const n of names) {
+    const s = await stat(path.join(dir, n)).catch(() => undefined);
+    if (s?.isFile()) parts.push(`${n}:${s.size}:${s.mtimeMs}`);
+  }
+  return parts.join('|');
+}
+
+/** What a reload answers: what changed and the models now. */
+export interface ReloadResult {
+  changes: ReloadChanges;
+  models: ModelStatus[];
 }
 
 /** The error of a job whose signal fired. */
@@ -133,8 +157,12 @@ export class InferencePool {
   private watchdog?: NodeJS.Timeout;
   private readonly cancelGraceMs: number;
   private readonly watchdogMs: number;
+  private reloading?: Promise<ReloadResult>;
+  private nextReload = 1;
+  private readonly reloadReplies = new Map<number, { waiting: Set<Worker>; first?: { statuses: ModelStatus[]; changes: ReloadChanges }; done(): void }>();
+  private poller?: NodeJS.Timeout;
 
-  private constructor(private readonly init: WorkerInit, private readonly opts: PoolOptions) {
+  private constructor(private init: WorkerInit, private readonly opts: PoolOptions) {
     this.cancelGraceMs = opts.cancelGraceMs ?? POOL_DEFAULTS.cancelGraceMs;
     this.watchdogMs = opts.watchdogMs ?? POOL_DEFAULTS.watchdogMs;
   }
@@ -150,6 +178,7 @@ export class InferencePool {
     pool.statuses = statuses[0];
     pool.watchdog = setInterval(() => pool.checkWatchdog(), Math.min(1000, pool.watchdogMs));
     pool.watchdog.unref();
+    if (opts.pollMs) pool.startPolling(opts.pollMs);
     return pool;
   }
 
@@ -170,6 +199,10 @@ export class InferencePool {
             this.dispatch();
           }
           resolve(msg.statuses);
+          return;
+        }
+        if (msg.type === 'reloaded') {
+          this.reloadAnswered(worker, msg);
           return;
         }
         const job = slot.job;
@@ -215,6 +248,8 @@ export class InferencePool {
     const job = slot.job;
     slot.job = undefined;
     if (job) this.settle(job, why);
+    // A reload does not wait for a worker that is gone (its replacement loads the models as they are now).
+    for (const r of this.reloadReplies.values()) if (r.waiting.delete(slot.worker) && r.waiting.size === 0) r.done();
     try {
       const msg: WorkerRequest = { type: 'shutdown' };
       slot.worker.postMessage(msg);
@@ -225,6 +260,71 @@ export class InferencePool {
     this.replaced++;
     // The replacement loads and warms every model before it takes jobs; meanwhile the others serve.
     this.spawn().catch(() => undefined);
+  }
+
+  /**
+   * Loads the models folder as it is now: new and changed models load in every worker while the old
+   * versions keep serving, then each worker swaps; removed models go. A call while a reload runs joins it.
+   */
+  reload(trigger: 'request' | 'poll' = 'request'): Promise<ReloadResult> {
+    if (this.closing) return Promise.reject(new CamserveError('shutting-down', 'the server is shutting down'));
+    this.reloading ??= this.runReload().then(
+      (r) => { this.opts.onReload?.({ changes: r.changes, trigger }); return r; },
+      (e: Error) => { this.opts.onReload?.({ error: e, trigger }); throw e; },
+    ).finally(() => { this.reloading = undefined; });
+    return this.reloading;
+  }
+
+  private async runReload(): Promise<ReloadResult> {
+    const models = await discoverModels(this.opts.modelsDir);
+    // Workers started from now on load the new set.
+    this.init = { ...this.init, models };
+    const live = this.slots.filter((s) => !s.dead);
+    const id = this.nextReload++;
+    const answered = await new Promise<{ statuses: ModelStatus[]; changes: ReloadChanges } | undefined>((resolve) => {
+      const entry = {
+        waiting: new Set(live.map((s) => s.worker)),
+        first: undefined as { statuses: ModelStatus[]; changes: ReloadChanges } | undefined,
+        done: () => { this.reloadReplies.delete(id); resolve(entry.first); },
+      };
+      this.reloadReplies.set(id, entry);
+      if (live.length === 0) {
+        entry.done();
+        return;
+      }
+      for (const s of live) {
+        const msg: WorkerRequest = { type: 'reload', reload: id, models };
+        s.worker.postMessage(msg);
+      }
+    });
+    const previous = new Set(this.statuses.map((m) => m.id));
+    const changes: ReloadChanges = answered?.changes ?? {
+      added: models.filter((m) => !previous.has(m.id)).map((m) => m.id), removed: [...previous].filter((i) => !models.some((m) => m.id === i)),
+      replaced: [], unchanged: [], keptPrevious: [],
+    };
+    if (answered) this.statuses = answered.statuses;
+    return { changes, models: this.statuses };
+  }
+
+  private reloadAnswered(worker: Worker, msg: { reload: number; statuses: ModelStatus[]; changes: ReloadChanges }): void {
+    const r = this.reloadReplies.get(msg.reload);
+    if (!r || !r.waiting.delete(worker)) return;
+    r.first ??= { statuses: msg.statuses, changes: msg.changes };
+    if (r.waiting.size === 0) r.done();
+  }
+
+  /** Reloads whenever the models folder changes (checked every `ms`). */
+  startPolling(ms: number): void {
+    clearInterval(this.poller);
+    const key = (ms: ModelEntry[]) => ms.map((m) => `${m.id}=${m.stamp}`).join('\n');
+    this.poller = setInterval(() => {
+      if (this.reloading || this.closing) return;
+      void discoverModels(this.opts.modelsDir).then((now) => {
+        if (key(now) !== key(this.init.models)) return this.reload('poll');
+        return undefined;
+      }).catch(() => undefined);
+    }, ms);
+    this.poller.unref();
   }
 
   /** Every model found, sorted by id; broken ones carry their error. */
@@ -466,6 +566,7 @@ export class InferencePool {
   /** Refuses new jobs, lets queued and running ones finish, then stops the workers. */
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.poller);
     while (this.queue.length || this.slots.some((s) => s.job)) await new Promise((r) => setTimeout(r, 20));
     clearInterval(this.watchdog);
     const slots = this.slots.splice(0);

@@ -9,10 +9,24 @@ export type ModelStatus =
   /** `error` is served (no server paths in it); `internal` is the full message, for the logs only */
   | { id: string; ok: false; error: string; internal?: string };
 
+/** A model folder and the stamp of its files (names, sizes, modification times): a changed stamp means reload. */
+export interface ModelEntry { id: string; dir: string; stamp: string }
+
 export interface WorkerInit {
-  models: { id: string; dir: string }[];
+  models: ModelEntry[];
   intraOpThreads: number;
   batchSize?: number;
+}
+
+/** What a reload did, by model id. */
+export interface ReloadChanges {
+  added: string[];
+  removed: string[];
+  /** files changed and the new version serves */
+  replaced: string[];
+  unchanged: string[];
+  /** files changed but the new version failed to load: the previous version still serves */
+  keptPrevious: string[];
 }
 
 export type WorkerRequest =
@@ -26,10 +40,13 @@ export type WorkerRequest =
   | { type: 'facts'; job: number; model: string }
   /** stop a running job at its next checkpoint (between batches of forward runs) */
   | { type: 'cancel'; job: number }
+  /** load the models as they are now (new, changed), drop removed ones; answered by `reloaded` */
+  | { type: 'reload'; reload: number; models: ModelEntry[] }
   | { type: 'shutdown' };
 
 export type WorkerReply =
   | { type: 'ready'; statuses: ModelStatus[] }
+  | { type: 'reloaded'; reload: number; statuses: ModelStatus[]; changes: ReloadChanges }
   | { type: 'result'; job: number; result: ExplainResult }
   | { type: 'results'; job: number; results: ExplainResult[] }
   /** forward runs done so far out of the total (estimated until every step has begun); the job goes on */

@@ -5,13 +5,16 @@ import { ModelRuntime, tensorTransferables, type ExplainRequest, type ExplainRes
 import { CamserveError, toErrorData } from '../errors/index.js';
 import { modelFacts, type ModelFacts } from '../inspect/index.js';
 import { withoutServerPaths } from './paths.js';
-import type { ModelStatus, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
+import type { ModelEntry, ModelStatus, ReloadChanges, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
 
 const init = workerData as WorkerInit;
-const runtimes = new Map<string, ModelRuntime>();
+/** Loaded models by id: the runtime (absent for a model that failed), the stamp of its files, its status. */
+let loaded = new Map<string, { rt?: ModelRuntime; stamp: string; status: ModelStatus }>();
 const facts = new Map<string, ModelFacts>();
 /** The running job's cancel switch (one job at a time). */
 const running = new Map<number, AbortController>();
+/** Runtimes replaced by a reload, released once no job runs. */
+const retired: ModelRuntime[] = [];
 
 /**
  * onnxruntime's intra-op threads do not busy-wait here: after every run a spinning pool keeps a core busy
@@ -21,31 +24,75 @@ const running = new Map<number, AbortController>();
  */
 const SPINNING = false;
 
-async function load(): Promise<ModelStatus[]> {
-  const statuses: ModelStatus[] = [];
-  for (const { id, dir } of init.models) {
+/** Loads and warms one model; a failure is its status. */
+async function loadOne({ id, dir }: ModelEntry): Promise<{ rt?: ModelRuntime; status: ModelStatus }> {
+  try {
+    const rt = await ModelRuntime.load(dir, { id, intraOpThreads: init.intraOpThreads, batchSize: init.batchSize, spinning: SPINNING });
+    let warning: string | undefined;
     try {
-      const rt = await ModelRuntime.load(dir, { id, intraOpThreads: init.intraOpThreads, batchSize: init.batchSize, spinning: SPINNING });
-      let warning: string | undefined;
-      try {
-        // Warm-up: builds and caches the default layer's explain sessions.
-        const n = rt.info.inputDims.reduce((a, b) => a * b, 1);
-        await rt.explain({ input: new Float32Array(n), method: 'gradcam' });
-      } catch (e) {
-        warning = `gradient methods unavailable at the default layer: ${(e as Error).message}`;
-      }
-      runtimes.set(id, rt);
-      statuses.push({ id, ok: true, info: rt.info, ...(warning ? { warning } : {}) });
+      // Warm-up: builds and caches the default layer's explain sessions.
+      const n = rt.info.inputDims.reduce((a, b) => a * b, 1);
+      await rt.explain({ input: new Float32Array(n), method: 'gradcam' });
     } catch (e) {
-      const message = (e as Error).message;
-      statuses.push({ id, ok: false, error: withoutServerPaths(message, dir), internal: message });
+      warning = `gradient methods unavailable at the default layer: ${(e as Error).message}`;
     }
+    return { rt, status: { id, ok: true, info: rt.info, ...(warning ? { warning } : {}) } };
+  } catch (e) {
+    const message = (e as Error).message;
+    return { status: { id, ok: false, error: withoutServerPaths(message, dir), internal: message } };
   }
-  return statuses;
+}
+
+async function load(): Promise<ModelStatus[]> {
+  for (const entry of init.models) {
+    const r = await loadOne(entry);
+    loaded.set(entry.id, { ...r, stamp: entry.stamp });
+  }
+  return [...loaded.values()].map((m) => m.status);
+}
+
+/**
+ * Loads what changed while the old runtimes keep serving, then swaps: new and changed models in, removed
+ * ones out. A changed model whose new version fails keeps its previous version (with a warning).
+ */
+async function reload(models: ModelEntry[]): Promise<{ statuses: ModelStatus[]; changes: ReloadChanges }> {
+  const changes: ReloadChanges = { added: [], removed: [], replaced: [], unchanged: [], keptPrevious: [] };
+  const next = new Map<string, { rt?: ModelRuntime; stamp: string; status: ModelStatus }>();
+  for (const entry of models) {
+    const current = loaded.get(entry.id);
+    if (current && current.stamp === entry.stamp) {
+      next.set(entry.id, current);
+      changes.unchanged.push(entry.id);
+      continue;
+    }
+    const r = await loadOne(entry);
+    if (!r.rt && current?.rt && current.status.ok) {
+      const why = r.status.ok ? '' : r.status.error;
+      const status: ModelStatus = { ...current.status, warning: `its files changed but the new version failed to load (${why}); the previous version still serves` };
+      next.set(entry.id, { rt: current.rt, stamp: entry.stamp, status });
+      changes.keptPrevious.push(entry.id);
+      continue;
+    }
+    next.set(entry.id, { ...r, stamp: entry.stamp });
+    (current ? changes.replaced : changes.added).push(entry.id);
+  }
+  for (const id of loaded.keys()) if (!next.has(id)) changes.removed.push(id);
+  const serving = new Set([...next.values()].map((m) => m.rt));
+  for (const m of loaded.values()) if (m.rt && !serving.has(m.rt)) retired.push(m.rt);
+  for (const id of [...changes.replaced, ...changes.removed]) facts.delete(id);
+  loaded = next;
+  releaseRetired();
+  return { statuses: [...loaded.values()].map((m) => m.status), changes };
+}
+
+/** Frees replaced runtimes once no job holds one. */
+function releaseRetired(): void {
+  if (running.size > 0 || retired.length === 0) return;
+  for (const rt of retired.splice(0)) void rt.release().catch(() => undefined);
 }
 
 function runtime(model: string): ModelRuntime {
-  const rt = runtimes.get(model);
+  const rt = loaded.get(model)?.rt;
   if (!rt) throw new CamserveError('model-unavailable', `model ${model} is not loaded`, { model });
   return rt;
 }
@@ -89,6 +136,7 @@ async function run(job: number, work: () => Promise<{ msg: WorkerReply; transfer
     reply({ type: 'error', job, error: toErrorData(e) });
   } finally {
     running.delete(job);
+    releaseRetired();
   }
 }
 
@@ -115,6 +163,7 @@ port.on('message', (msg: WorkerRequest) => {
       return;
     }
     case 'tensors':
+      running.set(msg.job, new AbortController());
       void run(msg.job, async () => {
         const result = await runtime(msg.model).tensors(msg.req);
         return { msg: { type: 'tensors', job: msg.job, result }, transfer: tensorTransferables(result) };
@@ -125,6 +174,9 @@ port.on('message', (msg: WorkerRequest) => {
       return;
     case 'cancel':
       running.get(msg.job)?.abort();
+      return;
+    case 'reload':
+      void reload(msg.models).then((r) => reply({ type: 'reloaded', reload: msg.reload, ...r }));
       return;
     case 'shutdown':
       void shutdown();
@@ -138,7 +190,8 @@ port.on('message', (msg: WorkerRequest) => {
 async function shutdown(): Promise<void> {
   for (const ac of running.values()) ac.abort();
   while (running.size) await new Promise((r) => setTimeout(r, 10));
-  await Promise.all([...runtimes.values()].map((r) => r.release())).catch(() => undefined);
+  const runtimes = [...loaded.values()].flatMap((m) => (m.rt ? [m.rt] : [])).concat(retired);
+  await Promise.all(runtimes.map((r) => r.release())).catch(() => undefined);
   process.exit(0);
 }
 

@@ -19,6 +19,8 @@ export interface FdCase {
   /** Finite-difference step. */
   eps: number;
   k?: number;
+  /** one seed per run (see VjpContext.perSeed) */
+  perSeed?: boolean;
 }
 
 /** Runs the finite-difference check of one small graph. */
@@ -42,6 +44,7 @@ export async function fd(c: FdCase): Promise<GradCheckResult> {
     inputs,
     k: c.k,
     eps: c.eps,
+    perSeed: c.perSeed,
   });
 }
 

@@ -87,3 +87,11 @@ test('histograms --json gives activation and per-class gradient counts that add 
   assert.equal(total(layer.activations), n);
   for (const g of layer.gradients) assert.equal(total(g.histogram), n);
 });
+
+test('layers says why each layer is (not) the default; --layer takes a node name as well as a tensor name', async () => {
+  const { stdout } = await cli('layers', '-m', MODEL);
+  assert.match(stdout, /^ {6}64×2×2 Relu output; default: the last activation before the head/m);
+  assert.match(stdout, /^predictions: model; activations and gradients: model; batch: /m);
+  const byNode = JSON.parse((await cli('explain', IMAGE, '-m', MODEL, '--layer', '/layer4/layer4.0/relu_1/Relu', '--json')).stdout) as { layers: string[] };
+  assert.deepEqual(byNode.layers, ['/layer4/layer4.0/relu_1/Relu_output_0']);
+});

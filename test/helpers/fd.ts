@@ -35,9 +35,11 @@ export interface GradCheck {
   /** The differentiated output (must be a graph output with batch 1). */
   output: string;
   inputs: Record<string, Float32Array>;
-  /** Number of seeds run at once (classes); default 2. */
+  /** Number of seeds run at once (classes); default 2 (1 with perSeed). */
   k?: number;
   eps?: number;
+  /** one seed per run: the output and path tensors need not have batch 1 in axis 0 */
+  perSeed?: boolean;
 }
 
 export interface GradCheckResult {
@@ -50,7 +52,7 @@ export interface GradCheckResult {
 }
 
 export async function checkGradient(c: GradCheck): Promise<GradCheckResult> {
-  const k = c.k ?? 2;
+  const k = c.perSeed ? 1 : c.k ?? 2;
   const eps = c.eps ?? 1e-2;
   const bytes = buildModelBytes(c.graph);
   const model = await OnnxModel.fromBytes(bytes, 'test.onnx');
@@ -58,7 +60,7 @@ export async function checkGradient(c: GradCheck): Promise<GradCheckResult> {
   const feeds = (vals: Record<string, Float32Array>) =>
     Object.fromEntries(Object.entries(vals).map(([n, v]) => [n, new ort.Tensor('float32', v, dims[n])]));
   const shapes = await probeShapes(model, feeds(c.inputs));
-  const patch = await buildGradientPatch(model, shapes, { targets: c.wrt, output: c.output });
+  const patch = await buildGradientPatch(model, shapes, { targets: c.wrt, output: c.output, perSeed: c.perSeed });
   const outDims = shapes.get(c.output)!.dims;
   const perSeed = outDims.slice(1).reduce((a, b) => a * b, 1);
   const seed = uniform(k * perSeed, 1234, -1, 1);

@@ -51,6 +51,7 @@ function recipes(ids: { job: string }): Record<string, () => { path: string; ini
     'POST /histograms': () => ({ path: '/histograms', init: { body: img() } }),
     'GET /models/{id}/summary': () => ({ path: '/models/resnet/summary', init: {} }),
     'GET /models/{id}/graph': () => ({ path: '/models/resnet/graph', init: {} }),
+    'POST /admin/reload': () => ({ path: '/admin/reload', init: {} }),
   };
 }
 

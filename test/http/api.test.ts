@@ -16,6 +16,7 @@ import { createApp, type ServicePool } from '../../src/http/app.js';
 import type { RunningServer } from '../../src/http/server.js';
 import type { ModelStatus } from '../../src/workers/pool.js';
 import { COLORMAP_NAMES } from '../../src/render/index.js';
+import { ADMIN_ROUTES } from '../../src/http/routes/admin.js';
 import { INSPECT_ROUTES } from '../../src/http/routes/inspect.js';
 import { JOB_ROUTES } from '../../src/http/routes/jobs.js';
 import { Contract, OPENAPI_FILE, client, type Answer } from './contract.js';
@@ -761,8 +762,8 @@ describe('overload, disconnects, latency and shutdown', () => {
 });
 
 test('every route and status that openapi.yaml lists was exercised', () => {
-  // The inspection routes and the jobs have their own suites and the same check (test/http/inspect-routes.test.ts,
-  // test/http/jobs.test.ts); 401 and 429 are produced on every route by test/http/access.test.ts.
-  const elsewhere = [...Object.keys(INSPECT_ROUTES), ...Object.keys(JOB_ROUTES)];
+  // The inspection, job and admin routes have their own suites and the same check (test/http/inspect-routes.test.ts,
+  // test/http/jobs.test.ts, test/http/admin.test.ts); 401 and 429 are produced on every route by test/http/access.test.ts.
+  const elsewhere = [...Object.keys(INSPECT_ROUTES), ...Object.keys(JOB_ROUTES), ...Object.keys(ADMIN_ROUTES)];
   assert.deepEqual(contract.missing().filter((k) => !elsewhere.includes(k.split(' ')[1]) && !/ (401|429)$/.test(k)), []);
 });

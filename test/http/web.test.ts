@@ -93,7 +93,7 @@ test('an error is shown as the problem detail', { skip }, async () => {
   await page.selectOption('#method', 'cam');
   await page.waitForFunction(() => document.getElementById('status')!.classList.contains('error'));
   const status = await page.$eval('#status', (e) => e.textContent ?? '');
-  assert.match(status, /Cannot explain \(422\): .*not global average pooling/);
+  assert.match(status, /Cannot explain \(422\): the head after .* is .*, not global average pooling then one linear layer/);
 });
 
 test('the inspection tabs show feature maps, histograms, the summary and the graph of the chosen image and model', { skip }, async () => {
@@ -142,8 +142,10 @@ test('the inspection tabs show feature maps, histograms, the summary and the gra
   await page.click('#tab-graph');
   await shows('graph');
   assert.equal(await visible('graph'), true);
-  // The page's CSP (connect-src 'self') keeps scripts from fetching blob: URLs: ask the route itself what it serves.
-  const type = await page.evaluate(async () => (await fetch('models/labelled/graph?collapse=scope', { headers: { Accept: 'image/svg+xml' } })).headers.get('content-type') ?? '');
+  // The image is a blob: URL (which the page's CSP, connect-src 'self', does not let fetch() read): check it
+  // was decoded, and ask the route it came from for its type.
+  assert.ok(await page.$eval('#graph', (e) => (e as HTMLImageElement).src.startsWith('blob:') && (e as HTMLImageElement).naturalWidth > 0));
+  const type = await page.evaluate(async () => (await fetch(`models/${(document.getElementById('model') as HTMLSelectElement).value}/graph?collapse=scope`, { headers: { Accept: 'image/svg+xml' } })).headers.get('content-type') ?? '');
   assert.match(type, /svg/);
 
   // Back to Explain: the overlay is there again, explained with the layer chosen meanwhile.

@@ -21,11 +21,13 @@ const passThrough: VjpRule = (_ctx, [dy]) => [dy];
 
 /**
  * Dropout: the identity at inference (opsets 7–11 have no training flag). A constant training_mode = true
- * (opset 12+) makes the output random, so no gradient can be stated.
+ * (opset 12+) makes the output random, so no gradient can be stated, unless the ratio is a constant 0
+ * (torchvision's Swin exports its attention dropout so): then it is the identity too.
  */
 const dropout: VjpRule = (ctx, [dy]) => {
   const training = ctx.opset >= 12 ? ctx.node.input[2] : undefined;
-  if (training && ctx.constant(training)?.[0]) ctx.fail('training_mode is true: the dropout mask is random');
+  const ratio = ctx.opset >= 12 && ctx.node.input[1] ? ctx.constant(ctx.node.input[1]) : undefined;
+  if (training && ctx.constant(training)?.[0] && !(ratio && ratio[0] === 0)) ctx.fail('training_mode is true: the dropout mask is random');
   return [dy];
 };
 

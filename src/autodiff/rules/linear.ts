@@ -1,7 +1,7 @@
 // Vector-Jacobian rules of the matrix products: Gemm (Linear layers in 2-D), MatMul (Linear on N-D
 // tensors, attention-like products, with broadcasting) and Einsum (each operand's gradient an Einsum).
 import { attrFloat, attrInt, attrString, float, int, ints, str } from '../../onnx/index.js';
-import { expandTo, reduceSum, scalar, unsqueeze } from '../emit.js';
+import { expandTo, reduceSum, scalar, unbroadcast, unsqueeze } from '../emit.js';
 import type { VjpContext, VjpRule } from '../context.js';
 
 /** Gemm Y = α·A'·B' + β·C (A' = transA ? Aᵀ : A): dA = α·dY·B'ᵀ; A must be [1, F] (batch in axis 0). */
@@ -37,6 +37,7 @@ const matMul: VjpRule = (ctx, [dy]) => {
   const yd = ctx.shape(ctx.node.output[0]);
   if (ad.length < 2 || bd.length < 2) ctx.fail('1-D operands of MatMul are not supported');
   const reduceBroadcast = (g: string, opDims: number[]): string => {
+    if (ctx.perSeed) return unbroadcast(ctx, g, yd, opDims, 2);
     // g has the rank of Y; sum the leading axes the operand did not have, then the broadcast ones.
     const lead = yd.length - opDims.length;
     if (lead > 0) ctx.fail('a path operand of MatMul has a lower rank than the product');
@@ -117,7 +118,7 @@ const einsum: VjpRule = (ctx, [dy]) => {
   return inputs.map((term, i) => {
     if (!ctx.needs(i)) return undefined;
     const batch = term[0];
-    if (output[0] !== batch) ctx.fail(`the batch axis (${batch} of operand ${i}) does not lead the output "${output.join('')}"`);
+    if (output[0] !== batch && !ctx.perSeed) ctx.fail(`the batch axis (${batch} of operand ${i}) does not lead the output "${output.join('')}"`);
     const operands = [dy!];
     const terms = [output.join('')];
     inputs.forEach((other, j) => {

@@ -15,7 +15,7 @@ function reduceAxes(ctx: VjpContext, inputSince: number, rank: number): number[]
     axes = Array.from({ length: rank }, (_, i) => i);
   }
   const norm = axes.map((a) => normAxis(a, rank)).sort((a, b) => a - b);
-  if (norm.includes(0)) ctx.fail('reduction over the batch axis');
+  if (norm.includes(0) && !ctx.perSeed) ctx.fail('reduction over the batch axis');
   return norm;
 }
 
@@ -85,7 +85,7 @@ function reduceBack(inputSince: number, mean: boolean): VjpRule {
  */
 function softmaxAxes(ctx: VjpContext, rank: number): number[] {
   const axis = normAxis(attrInt(ctx.node, 'axis', ctx.opset >= 13 ? -1 : 1), rank);
-  if (axis === 0) ctx.fail(`${ctx.node.op_type} over the batch axis`);
+  if (axis === 0 && !ctx.perSeed) ctx.fail(`${ctx.node.op_type} over the batch axis`);
   return ctx.opset >= 13 ? [axis] : Array.from({ length: rank - axis }, (_, i) => axis + i);
 }
 
@@ -126,7 +126,7 @@ const layerNorm: VjpRule = (ctx, [dy]) => {
   const [x, scale] = ctx.node.input;
   const rank = ctx.shape(x).length;
   const axis = normAxis(attrInt(ctx.node, 'axis', -1), rank);
-  if (axis === 0) ctx.fail('normalisation over the batch axis');
+  if (axis === 0 && !ctx.perSeed) ctx.fail('normalisation over the batch axis');
   const axes = Array.from({ length: rank - axis }, (_, i) => axis + i);
   return [normalisationGrad(ctx, x, ctx.op('Mul', [dy!, scale]), axes, attrFloat(ctx.node, 'epsilon', 1e-5))];
 };

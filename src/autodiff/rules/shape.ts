@@ -11,7 +11,7 @@ const reshapeBack: VjpRule = (ctx, [dy]) => [reshapeGrad(ctx, dy!, ctx.shape(ctx
 const transpose: VjpRule = (ctx, [dy]) => {
   const rank = ctx.shape(ctx.node.input[0]).length;
   const perm = attrInts(ctx.node, 'perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
-  if (perm[0] !== 0) ctx.fail('the permutation moves the batch axis');
+  if (perm[0] !== 0 && !ctx.perSeed) ctx.fail('the permutation moves the batch axis');
   const inverse = new Array<number>(rank);
   perm.forEach((p, i) => { inverse[p] = i; });
   return [ctx.op('Transpose', [dy!], { perm: ints(inverse) })];
@@ -21,7 +21,7 @@ const transpose: VjpRule = (ctx, [dy]) => {
 const concat: VjpRule = (ctx, [dy]) => {
   const yd = ctx.shape(ctx.node.output[0]);
   const axis = normAxis(attrInt(ctx.node, 'axis', 0), yd.length);
-  if (axis === 0) ctx.fail('concatenation along the batch axis');
+  if (axis === 0 && !ctx.perSeed) ctx.fail('concatenation along the batch axis');
   let offset = 0;
   return ctx.node.input.map((t, i) => {
     const len = ctx.shape(t)[axis];
@@ -35,7 +35,7 @@ const concat: VjpRule = (ctx, [dy]) => {
 const split: VjpRule = (ctx, dOut) => {
   const xd = ctx.shape(ctx.node.input[0]);
   const axis = normAxis(attrInt(ctx.node, 'axis', 0), xd.length);
-  if (axis === 0) ctx.fail('split along the batch axis');
+  if (axis === 0 && !ctx.perSeed) ctx.fail('split along the batch axis');
   const any = dOut.find((g) => g !== undefined)!;
   const parts = ctx.node.output.map((o, i) => dOut[i] ?? zerosGrad(ctx, any, ctx.shape(o)));
   return [ctx.op('Concat', parts, { axis: int(axis) })];
@@ -81,7 +81,7 @@ const sliceRule: VjpRule = (ctx, [dy]) => {
     if (step === 0) ctx.fail('a slice step of 0');
     const taken = cur[axis];
     // Slices without an axes input name every axis; keeping (or reversing) the whole batch axis is harmless.
-    if (axis === 0) {
+    if (axis === 0 && !ctx.perSeed) {
       if (taken !== xd[0]) ctx.fail('slicing the batch axis');
       return;
     }
@@ -198,7 +198,7 @@ const gather: VjpRule = (ctx, [dy]) => {
   const xd = ctx.shape(x);
   const rank = xd.length;
   const axis = normAxis(attrInt(ctx.node, 'axis', 0), rank);
-  if (axis === 0) ctx.fail('gathering along the batch axis');
+  if (axis === 0 && !ctx.perSeed) ctx.fail('gathering along the batch axis');
   const indices = ctx.requireConstant(idx, 'indices');
   const idxRank = ctx.shape(idx).length;
   if (idxRank > 1) ctx.fail('only scalar or 1-D indices are supported');

@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CAM_PARAMETERS, camJson, collectParameters, parseCamParams, predictions, resolveLayers, resolveTargets, scoreFunction } from '../../api/index.js';
-import { topK } from '../../engine/index.js';
+import { fitOf, topK } from '../../engine/index.js';
 import { renderJob } from '../../render/index.js';
 import { UsageError, asParameters, imageInput, requireModel, withModel } from '../common.js';
 
@@ -43,6 +43,8 @@ export async function explainCommand(args: string[]): Promise<void> {
         model: info.id, method: params.method, layers,
         image: { width: image.width, height: image.height },
         score_function: scoreFunction(info),
+        predictions_from: info.runs.predictions,
+        gradients: info.runs.gradients,
         predictions: top,
         explanations: result.explanations.map((e) => ({ target: pred.of(e.target.index), cam: camJson(e.map) })),
         timings_ms: result.timings,
@@ -50,12 +52,12 @@ export async function explainCommand(args: string[]): Promise<void> {
     } else {
       process.stdout.write(`${info.id}: top predictions\n`);
       for (const p of top) process.stdout.write(`  ${String(p.index).padStart(4)}  ${(p.score ?? NaN).toFixed(4)}  ${name(p.index)}\n`);
-      process.stdout.write(`${params.method} at ${layers.join(', ')}\n`);
+      process.stdout.write(`${params.method} at ${layers.join(', ')}${info.runs.gradients !== 'model' ? ` (activations and gradients of the ${info.runs.gradients})` : ''}\n`);
     }
     if (!out) return;
     const pngs = await renderJob({
       kind: params.output === 'heatmap' ? 'heatmap' : 'overlay', image: image.rgb, maps: result.explanations.map((e) => e.map),
-      input: { width: info.inputSize.width, height: info.inputSize.height }, resize: info.manifest.input.resize, alpha: params.alpha, colormap: params.colormap,
+      input: { width: info.inputSize.width, height: info.inputSize.height }, resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha: params.alpha, colormap: params.colormap,
     });
     for (const [i, e] of result.explanations.entries()) {
       const ext = path.extname(out);

@@ -11,8 +11,11 @@ export async function layersCommand(args: string[]): Promise<void> {
   await withModel(requireModel(values.model), async (rt) => {
     const { info } = rt;
     process.stdout.write(`${info.id}: input ${info.inputName} [${info.inputDims.join(', ')}], logits ${info.logits} (${info.numClasses} classes), opset ${info.opset}\n`);
+    process.stdout.write(`predictions: ${info.runs.predictions}; activations and gradients: ${info.runs.gradients}${info.twin ? ` (${info.twin.notes.join(', ')})` : ''}; batch: ${info.batch.note}\n`);
+    for (const w of info.warnings) process.stdout.write(`warning: ${w}\n`);
     for (const c of info.candidateLayers) {
-      process.stdout.write(`${c.name === info.defaultLayer ? '*' : ' '} ${c.name}  [${c.dims.join(', ')}]  ${c.op}\n`);
+      const names = c.tensor !== c.name ? `  (tensor ${c.tensor}, node ${c.node})` : c.node !== c.name ? `  (node ${c.node})` : '';
+      process.stdout.write(`${c.name === info.defaultLayer ? '*' : ' '} ${c.name}  [${c.dims.join(', ')}]  ${c.op}${names}\n      ${c.why}\n`);
     }
   });
 }

@@ -4,7 +4,7 @@
 // one queued job: in one forward pass where the model takes batches.
 import type { IRouter, Request, Response } from 'express';
 import { CAM_PARAMETERS, camJson, collectParameters, explainedClasses, parseCamParams, predictions, resolveLayers, scoreFunction, timeoutMs, type CamParams, type Params } from '../../api/index.js';
-import { toModelInput, topK, type DecodedImage, type ExplainRequest, type ExplainResult, type ModelInfo } from '../../engine/index.js';
+import { fitOf, toModelInput, topK, type DecodedImage, type ExplainRequest, type ExplainResult, type ModelInfo } from '../../engine/index.js';
 import { CamserveError, badParameter } from '../../errors/index.js';
 import type { CamMap, RenderJob } from '../../render/index.js';
 import { clientOf, isLongWork } from '../access.js';
@@ -25,7 +25,7 @@ function serverTiming(timings: Record<string, number>): string {
 export function renderJob(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: Pick<CamParams, 'alpha' | 'colormap'>): RenderJob {
   return {
     kind, image: decoded.rgb, maps, input: { width: info.inputSize.width, height: info.inputSize.height },
-    resize: info.manifest.input.resize, alpha: params.alpha, colormap: params.colormap,
+    resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha: params.alpha, colormap: params.colormap,
   };
 }
 
@@ -82,6 +82,9 @@ export async function camResultJson(
     layers,
     image: { width: decoded.width, height: decoded.height },
     score_function: scoreFunction(info),
+    // Which model predicted, and which gave the activations and gradients (a quantized model's float twin).
+    predictions_from: info.runs.predictions,
+    gradients: info.runs.gradients,
     predictions: topK(pred.scores, 5).map(pred.of),
     explanations,
     timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),

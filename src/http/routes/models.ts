@@ -37,20 +37,33 @@ export interface InputDescription {
   scale: number;
   mean: number[];
   std: number[];
+  affine?: { scale: number[]; offset: number[] };
   resize: 'stretch' | 'crop' | 'pad';
+  resize_size?: number;
+  anchor?: 'center' | 'top-left';
+  pad_value?: number;
 }
 
 export type ModelSummary =
   | {
     id: string; status: 'ready'; description?: string; warning?: string;
     input: InputDescription; num_classes: number; has_labels: boolean; multi_label: boolean; default_layer: string;
+    /** which model gives the predictions, and which the activations and gradients */
+    predictions_from: 'model' | 'float twin' | 'fp32 twin'; gradients: 'model' | 'float twin' | 'fp32 twin';
   }
   | { id: string; status: 'error'; error: string };
+
+export interface LayerDescription {
+  name: string; dims: number[]; op: string; node: string; tensor: string; why: string;
+  view?: { kind: string; tensor_dims: number[]; prefix_tokens?: number; grid?: number[]; rows?: number };
+}
 
 export type ModelDetails =
   | (Extract<ModelSummary, { status: 'ready' }> & {
     opset: number; logits: string; labels: string[] | null;
-    candidate_layers: { name: string; dims: number[]; op: string; node: string }[];
+    twin: { kind: string; quantized_ops: string[]; half_precision: boolean; notes: string[] } | null;
+    batch: { mode: string; size?: number; note: string; blocked_by?: { op: string; node: string } };
+    candidate_layers: LayerDescription[];
   })
   | Extract<ModelSummary, { status: 'error' }>;
 
@@ -59,20 +72,23 @@ function input(info: ModelInfo): InputDescription {
   return {
     name: info.inputName, dims: info.inputDims, layout: s.layout, channels: s.channels,
     size: { height: info.inputSize.height, width: info.inputSize.width },
-    scale: s.scale, mean: s.mean, std: s.std, resize: s.resize,
+    scale: s.scale, mean: s.mean, std: s.std, ...(s.affine ? { affine: s.affine } : {}), resize: s.resize,
+    ...(s.resizeSize !== undefined ? { resize_size: s.resizeSize } : {}),
+    ...(s.resize === 'pad' ? { anchor: s.anchor ?? 'center', pad_value: s.padValue ?? 0 } : {}),
   };
 }
 
 export function modelSummary(m: ModelStatus): ModelSummary {
   if (!m.ok) return { id: m.id, status: 'error', error: m.error };
   const { info } = m;
-  const warning = 'warning' in m && typeof m.warning === 'string' ? m.warning : undefined;
+  const warning = [...(info.warnings ?? []), ...('warning' in m && typeof m.warning === 'string' ? [m.warning] : [])].join('; ') || undefined;
   return {
     id: m.id, status: 'ready',
     ...(info.manifest.description ? { description: info.manifest.description } : {}),
     ...(warning ? { warning } : {}),
     input: input(info), num_classes: info.numClasses, has_labels: !!info.manifest.labels,
     multi_label: info.manifest.multiLabel, default_layer: info.defaultLayer,
+    predictions_from: info.runs.predictions, gradients: info.runs.gradients,
   };
 }
 
@@ -82,7 +98,27 @@ export function modelDetails(m: ModelStatus): ModelDetails {
   const { info } = m;
   return {
     ...summary, opset: info.opset, logits: info.logits, labels: info.manifest.labels ?? null,
-    candidate_layers: info.candidateLayers.map((c) => ({ name: c.name, dims: c.dims, op: c.op, node: c.node })),
+    twin: info.twin ? { kind: info.twin.kind, quantized_ops: info.twin.quantizedOps, half_precision: info.twin.halfPrecision, notes: info.twin.notes } : null,
+    batch: {
+      mode: info.batch.mode, ...(info.batch.size !== undefined ? { size: info.batch.size } : {}), note: info.batch.note,
+      ...(info.batch.blockedBy ? { blocked_by: info.batch.blockedBy } : {}),
+    },
+    candidate_layers: info.candidateLayers.map(layerDescription),
+  };
+}
+
+/** A candidate layer as served: its name, dims as explained, producer, tensor, the reason line, the reshape. */
+export function layerDescription(c: ModelInfo['candidateLayers'][number]): LayerDescription {
+  return {
+    name: c.name, dims: c.dims, op: c.op, node: c.node, tensor: c.tensor, why: c.why,
+    ...(c.view ? {
+      view: {
+        kind: c.view.kind, tensor_dims: c.view.sourceDims,
+        ...(c.view.prefix !== undefined ? { prefix_tokens: c.view.prefix } : {}),
+        ...(c.view.grid ? { grid: c.view.grid } : {}),
+        ...(c.view.rows !== undefined ? { rows: c.view.rows } : {}),
+      },
+    } : {}),
   };
 }
 
