@@ -144,7 +144,7 @@ export class Access {
     const p = req.path;
     if (p === '/healthz' || p === '/readyz' || p === '/' || this.opts.publicFiles.includes(p)) return true;
     if (p === '/metrics' && this.opts.config.metricsPublic) return true;
-    if (this.opts.config.kserveMetadataPublic && /^\/v1\/models\/[^/]+$/.test(p)) return true;
+    if (this.opts.config.kserveMetadataPublic && /^\/v1\/models\/[^/:]+$/.test(p)) return true;
     return false;
   }
 

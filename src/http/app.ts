@@ -23,6 +23,7 @@ import { MODEL_ROUTES, chooseDefaultModel, modelsRoutes } from './routes/models.
 import { OPS_ROUTES, opsRoutes } from './routes/ops.js';
 import { connectRedis, isRedisDown } from './redis.js';
 import { ADMIN_ROUTES, adminRoutes } from './routes/admin.js';
+import { KSERVE_ROUTES, kserveRoutes } from './routes/kserve.js';
 
 export type { ServicePool } from './context.js';
 
@@ -35,6 +36,7 @@ export const ROUTES: Record<string, string[]> = {
   ...INSPECT_ROUTES,
   ...JOB_ROUTES,
   ...ADMIN_ROUTES,
+  ...KSERVE_ROUTES,
 };
 
 export interface CamserveControl {
@@ -220,6 +222,7 @@ export function createApp(pool: ServicePool | Promise<ServicePool>, config: Serv
   inspectRoutes(app, ctx);
   jobsRoutes(app, ctx);
   adminRoutes(app, ctx);
+  kserveRoutes(app, ctx);
 
   app.get('/', (_req, res, next) => { routeLabel(res, '/'); next(); });
   app.use(express.static(config.publicDir, { index: 'index.html', fallthrough: true, maxAge: 0 }));

@@ -10,6 +10,8 @@ export interface ServerConfig {
   port: number;
   host: string;
   modelsDir: string;
+  /** the id of the one model when MODELS_DIR is itself a model's folder (KServe's /mnt/models) */
+  modelName?: string;
   logLevel: LogLevel;
   /** inference worker threads; default max(1, cpus / 2), cpus counting the cgroup CPU limit */
   workers: number;
@@ -146,7 +148,8 @@ interface EnvVar {
 export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'PORT', default: String(DEFAULTS.port), help: 'TCP port to listen on (0: any free port)' },
   { name: 'HOST', default: DEFAULTS.host, help: 'address to bind ("::" for IPv6, "127.0.0.1" for local only)' },
-  { name: 'MODELS_DIR', default: DEFAULTS.modelsDir, help: 'folder whose sub-folders <id>/model.onnx are served' },
+  { name: 'MODELS_DIR', default: DEFAULTS.modelsDir, help: 'folder whose sub-folders <id>/model.onnx are served, or one model\'s folder (model.onnx in it, as KServe mounts /mnt/models)' },
+  { name: 'MODEL_NAME', default: 'the folder\'s name', help: 'the model\'s id when MODELS_DIR is one model\'s folder' },
   { name: 'DEFAULT_MODEL', default: 'shapes, else the first ready model', help: 'model id used when a request names none; must exist' },
   { name: 'LOG_LEVEL', default: DEFAULTS.logLevel, help: `pino level: ${LOG_LEVELS.join(', ')}` },
   { name: 'WORKERS', default: 'max(1, cpus / 2)', help: 'inference worker threads (cpus: the cores, capped by the cgroup CPU limit)' },
@@ -217,6 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     port: integer(env, 'PORT', 0, 65535) ?? DEFAULTS.port,
     host: env.HOST?.trim() || DEFAULTS.host,
     modelsDir: path.resolve(env.MODELS_DIR?.trim() || DEFAULTS.modelsDir),
+    modelName: env.MODEL_NAME?.trim() || undefined,
     logLevel,
     workers,
     ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / workers)),

@@ -60,7 +60,7 @@ function writeRawProblem(socket: Socket, code: ErrorCode, detail: string): void 
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.logLevel });
   const poolPromise = options.pool ?? InferencePool.start({
-    modelsDir: config.modelsDir, workers: config.workers, intraOpThreads: config.ortThreads,
+    modelsDir: config.modelsDir, modelName: config.modelName, workers: config.workers, intraOpThreads: config.ortThreads,
     maxQueue: config.maxQueue, batchSize: config.batchSize, maxQueuePerClient: config.maxQueuePerClient, pollMs: config.modelsPollMs,
     onReload: ({ changes, error, trigger }) => {
       if (error) logger.error({ err: error, trigger }, 'reloading the models failed');

@@ -43,6 +43,8 @@ function uploadRateGuard(req: Request, minRate: number, windowMs: number): { too
 }
 
 export interface UploadOptions {
+  /** reads a JSON body into an upload (default: `image`/`images` of base64 and parameters beside them) */
+  jsonBody?: (body: unknown, limit: number, maxFiles: number) => Upload;
   /** most images (multipart `image` parts, or JSON `images`); default 1 */
   maxFiles?: number;
   /** with maxFiles > 1: the largest whole body (Content-Length), bytes */
@@ -125,7 +127,7 @@ export async function readUpload(req: Request, res: Response, limits: UploadLimi
       if (err.type === 'entity.too.large') throw new CamserveError('payload-too-large', `the JSON body is larger than ${jsonLimit} bytes`, { limit_bytes: jsonLimit });
       throw new CamserveError('bad-request', `the JSON body cannot be read: ${err.message}`);
     }
-    return jsonUpload(req.body, limit, maxFiles);
+    return (limits.jsonBody ?? jsonUpload)(req.body, limit, maxFiles);
   }
   if (!req.is(RAW_BODY_TYPES)) {
     throw new CamserveError('unsupported-media-type',
@@ -168,15 +170,18 @@ function jsonUpload(body: unknown, limit: number, maxFiles: number): Upload {
     }
   }
   if (encoded.length > maxFiles) throw badParameter('images', `at most ${maxFiles} images`, encoded.length, `at most ${maxFiles} images in one request, got ${encoded.length}`);
-  const images = encoded.map((e, i) => {
-    if (typeof e !== 'string') throw badParameter('images', 'base64 strings', typeof e, `image ${i} is not a base64 string`);
-    const data = e.replace(/^data:[\w/+.-]*;base64,/, '');
-    if (!BASE64.test(data)) throw badParameter('images', 'base64 strings', `${data.slice(0, 16)}…`, `image ${i} is not valid base64`);
-    const bytes = Buffer.from(data, 'base64');
-    if (bytes.length > limit) throw new CamserveError('payload-too-large', `image ${i} is larger than ${limit} bytes`, { limit_bytes: limit, index: i });
-    return bytes;
-  });
+  const images = encoded.map((e, i) => base64Image(e, i, limit, 'images'));
   return { bytes: images[0], images, fields };
+}
+
+/** The bytes of a base64 image (a data: URL prefix allowed), checked; errors name `parameter` and the image's index. */
+export function base64Image(e: unknown, i: number, limit: number, parameter: string): Buffer {
+  if (typeof e !== 'string') throw badParameter(parameter, 'base64 strings', typeof e, `image ${i} is not a base64 string`);
+  const data = e.replace(/^data:[\w/+.-]*;base64,/, '');
+  if (!BASE64.test(data)) throw badParameter(parameter, 'base64 strings', `${data.slice(0, 16)}…`, `image ${i} is not valid base64`);
+  const bytes = Buffer.from(data, 'base64');
+  if (bytes.length > limit) throw new CamserveError('payload-too-large', `image ${i} is larger than ${limit} bytes`, { limit_bytes: limit, index: i });
+  return bytes;
 }
 
 /** Decodes the uploaded image; a missing, oversized, damaged or unsupported one is its problem (ImageError). */

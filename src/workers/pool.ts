@@ -15,6 +15,8 @@ export type { ModelStatus, ReloadChanges } from './protocol.js';
 
 export interface PoolOptions {
   modelsDir: string;
+  /** the id of the model when modelsDir is itself one model's folder (default: the folder's name) */
+  modelName?: string;
   /** worker threads */
   workers: number;
   /** onnxruntime intra-op threads per worker */
@@ -107,7 +109,12 @@ export interface PoolStats {
  * Model ids (folder names, sorted) of `dir`'s sub-folders that hold a model.onnx, each with the stamp of
  * its files (name, size and modification time of each file in the folder): a changed stamp means reload.
  */
-export async function discoverModels(dir: string): Promise<ModelEntry[]> {
+export async function discoverModels(dir: string, modelName?: string): Promise<ModelEntry[]> {
+  // A folder that is itself one model (KServe mounts the model at /mnt/models): its id is MODEL_NAME,
+  // else the folder's name.
+  if (await stat(path.join(dir, 'model.onnx')).catch(() => undefined)) {
+    return [{ id: modelName ?? path.basename(path.resolve(dir)), dir, stamp: await folderStamp(dir) }];
+  }
   const entries = await readdir(dir, { withFileTypes: true });
   const found: ModelEntry[] = [];
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
@@ -169,7 +176,7 @@ export class InferencePool {
 
   static async start(opts: PoolOptions): Promise<InferencePool> {
     const init: WorkerInit = {
-      models: await discoverModels(opts.modelsDir),
+      models: await discoverModels(opts.modelsDir, opts.modelName),
       intraOpThreads: opts.intraOpThreads,
       batchSize: opts.batchSize,
     };
@@ -276,7 +283,7 @@ export class InferencePool {
   }
 
   private async runReload(): Promise<ReloadResult> {
-    const models = await discoverModels(this.opts.modelsDir);
+    const models = await discoverModels(this.opts.modelsDir, this.opts.modelName);
     // Workers started from now on load the new set.
     this.init = { ...this.init, models };
     const live = this.slots.filter((s) => !s.dead);
@@ -319,7 +326,7 @@ export class InferencePool {
     const key = (ms: ModelEntry[]) => ms.map((m) => `${m.id}=${m.stamp}`).join('\n');
     this.poller = setInterval(() => {
       if (this.reloading || this.closing) return;
-      void discoverModels(this.opts.modelsDir).then((now) => {
+      void discoverModels(this.opts.modelsDir, this.opts.modelName).then((now) => {
         if (key(now) !== key(this.init.models)) return this.reload('poll');
         return undefined;
       }).catch(() => undefined);

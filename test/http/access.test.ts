@@ -33,6 +33,7 @@ function problem(r: Answer, status: number, slug: string): { detail: string; lim
 /** Every documented operation, with a request that succeeds (given what `ids` names). */
 function recipes(ids: { job: string }): Record<string, () => { path: string; init: RequestInit }> {
   const img = () => form(starRing);
+  const kserveBody = () => ({ body: JSON.stringify({ instances: [starRing.toString('base64')] }), headers: { 'content-type': 'application/json' } });
   return {
     'GET /': () => ({ path: '/', init: {} }),
     'POST /cam': () => ({ path: '/cam', init: { body: img() } }),
@@ -52,6 +53,10 @@ function recipes(ids: { job: string }): Record<string, () => { path: string; ini
     'GET /models/{id}/summary': () => ({ path: '/models/resnet/summary', init: {} }),
     'GET /models/{id}/graph': () => ({ path: '/models/resnet/graph', init: {} }),
     'POST /admin/reload': () => ({ path: '/admin/reload', init: {} }),
+    'GET /v1/models': () => ({ path: '/v1/models', init: {} }),
+    'GET /v1/models/{name}': () => ({ path: '/v1/models/resnet', init: {} }),
+    'POST /v1/models/{name}:predict': () => ({ path: '/v1/models/resnet:predict', init: kserveBody() }),
+    'POST /v1/models/{name}:explain': () => ({ path: '/v1/models/resnet:explain', init: kserveBody() }),
   };
 }
 
@@ -118,10 +123,12 @@ describe('API keys', () => {
       }
       problem(bare, 401, 'unauthorized');
       assert.equal(bare.header('www-authenticate'), 'Bearer realm="camserve"', op);
-      const wrong = await api(m, p, { ...table[op]().init, headers: { Authorization: 'Bearer not-a-key-of-ours-at-all' } });
+      const next = table[op]().init;
+      const wrong = await api(m, p, { ...next, headers: { ...(next.headers as Record<string, string> | undefined), Authorization: 'Bearer not-a-key-of-ours-at-all' } });
       problem(wrong, 401, 'unauthorized');
       assert.match(wrong.header('www-authenticate') ?? '', /error="invalid_token"/);
-      const ok = await api(m, p, { ...table[op]().init, ...as(KEY_ALICE) });
+      const again = table[op]().init;
+      const ok = await api(m, p, { ...again, headers: { ...(again.headers as Record<string, string> | undefined), ...as(KEY_ALICE).headers } });
       assert.ok(ok.status >= 200 && ok.status < 300, `${op} with a key: ${ok.status} ${ok.body.toString().slice(0, 200)}`);
     }
     // The page's files, and X-API-Key as well as Bearer.
