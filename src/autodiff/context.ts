@@ -13,6 +13,8 @@ export interface VjpContext {
   readonly node: NodeProto;
   /** The model's default-domain opset: emitted nodes must be valid at this version. */
   readonly opset: number;
+  /** How Relu passes gradients: plainly, or guided (only positive gradients, guided backpropagation). */
+  readonly relu: 'plain' | 'guided';
   /** Static forward dims of a tensor. */
   shape(name: string): number[];
   /** Whether input `i` of the node is on the differentiated path (needs a gradient). */

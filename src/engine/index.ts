@@ -2,6 +2,7 @@
 // method, give the tensors behind it — plus decoding images into model inputs and class scores.
 export { ENGINE_DEFAULTS, ModelRuntime, type HeadForward, type HeadRun, type LayerSet, type ModelInfo, type RuntimeOptions } from './runtime.js';
 export type { ExplainOptions, ExplainRequest, ExplainResult, Explanation, LayerMap } from './explain.js';
+export type { Concept, Factorization } from './factorization.js';
 export { tensorTransferables, type LayerTensorsOut, type TensorsRequest, type TensorsResult } from './passes.js';
 export {
   ALPHA_BACKGROUND, IMAGE_FORMATS, ImageError, PAD_BACKGROUND, decodeImage, toModelInput,
