@@ -46,7 +46,7 @@ export async function biasTensors(rt: ModelRuntime): Promise<BiasTensor[]> {
  * takes batches), and returns each requested output per input, copied.
  */
 async function runBackward(
-  rt: ModelRuntime, bw: InputBackward & { batched?: boolean }, inputs: Float32Array[], seeds: Float32Array[], outputs: string[],
+  rt: ModelRuntime, bw: InputBackward, inputs: Float32Array[], seeds: Float32Array[], outputs: string[],
   timings: Record<string, number>, opts: ExplainOptions,
 ): Promise<Float32Array[][]> {
   const n = inputs[0].length;

@@ -14,6 +14,8 @@ export interface InputBackward {
   seed: string;
   /** gradient output of the input and of each extra target, by tensor */
   gradients: Record<string, string>;
+  /** whether the graph takes batches of several inputs: learnt on the first batch (a model with a dynamic batch axis) */
+  batched?: boolean;
 }
 
 /**
