@@ -12,6 +12,7 @@ import { averageMaps, type CamMap } from '../render/index.js';
 import { atInputSize, explainInput } from './attribution.js';
 import { explainFactorization, type Factorization } from './factorization.js';
 import { runPasses, type Passes, type SeedFn } from './passes.js';
+import { metricSubject, type MetricsEvaluator, type MetricsRequest } from './subject.js';
 import { forwardRunner, type RunnerOptions } from './perturb.js';
 import type { LayerSet, ModelRuntime } from './runtime.js';
 import { targetChooser, targeting, targetOf, type Targeting } from './targeting.js';
@@ -37,9 +38,14 @@ export interface ExplainRequest {
   draws?: Float32Array;
   /** DFF: the number of concepts (default 5) */
   concepts?: number;
+  /** faithfulness metrics of each explanation, computed by `ExplainOptions.evaluateMetrics` */
+  metrics?: MetricsRequest;
 }
 
-export type ExplainOptions = RunnerOptions;
+export interface ExplainOptions extends RunnerOptions {
+  /** computes the metrics a request asks for (src/metrics' evaluateMetrics), with the engine's batched runs */
+  evaluateMetrics?: MetricsEvaluator;
+}
 
 export interface LayerMap { layer: string; map: CamMap }
 
@@ -52,6 +58,8 @@ export interface Explanation {
   layers: LayerMap[];
   /** the map to render: the raw layer map for one layer; for several, their normalised maps at the input size combined */
   map: CamMap;
+  /** the metrics asked for, by name */
+  metrics?: Record<string, number>;
 }
 
 export interface ExplainResult {
@@ -73,6 +81,21 @@ export function methodOf(name: MethodName): Method {
 }
 
 export async function explain(rt: ModelRuntime, req: ExplainRequest, opts: ExplainOptions = {}): Promise<ExplainResult> {
+  const result = await explainOnly(rt, req, opts);
+  const spec = req.metrics;
+  if (!spec?.names.length) return result;
+  if (!opts.evaluateMetrics) throw new Error('metrics were asked for without an evaluator');
+  if (result.factorization) throw new MethodError(`${req.method} has no map per class to measure`);
+  const t = now();
+  const again = async (r: ExplainRequest) => (await explainOnly(rt, r, opts)).explanations[0];
+  for (const e of result.explanations) {
+    e.metrics = await opts.evaluateMetrics(spec, metricSubject(rt, req, e, spec.score, opts, again));
+  }
+  result.timings.metrics_ms = now() - t;
+  return result;
+}
+
+async function explainOnly(rt: ModelRuntime, req: ExplainRequest, opts: ExplainOptions): Promise<ExplainResult> {
   const method = methodOf(req.method);
   if (req.targetKind !== 'binary') rt.checkTargets(req.targets);
   if (method.kind === 'input') {

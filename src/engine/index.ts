@@ -3,6 +3,7 @@
 export { ENGINE_DEFAULTS, ModelRuntime, type HeadForward, type HeadRun, type LayerSet, type ModelInfo, type RuntimeOptions } from './runtime.js';
 export type { ExplainOptions, ExplainRequest, ExplainResult, Explanation, LayerMap } from './explain.js';
 export type { Concept, Factorization } from './factorization.js';
+export type { MetricSubject, MetricsEvaluator, MetricsRequest } from './subject.js';
 export { tensorTransferables, type LayerTensorsOut, type TensorsRequest, type TensorsResult } from './passes.js';
 export {
   ALPHA_BACKGROUND, IMAGE_FORMATS, ImageError, PAD_BACKGROUND, decodeImage, toModelInput,
