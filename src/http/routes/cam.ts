@@ -1,7 +1,10 @@
 // POST /cam: reads the upload (multipart field `image` or a raw image body), checks the parameters,
 // decodes and preprocesses the image, queues the explanation on the pool and answers PNG or JSON.
 import type { IRouter, Request, Response } from 'express';
-import { CAM_PARAMETERS, camJson, collectParameters, explainedClasses, parseCamParams, predictions, resolveLayers, scoreFunction, timeoutMs, type CamParams } from '../../api/index.js';
+import {
+  CAM_PARAMETERS, camJson, collectParameters, conceptClass, explainedClasses, explainRequest, finite, parseCamParams, predictions, resolveLayers,
+  scoreFunction, timeoutMs, type CamParams,
+} from '../../api/index.js';
 import { toModelInput, topK, type DecodedImage, type ExplainResult, type ModelInfo } from '../../engine/index.js';
 import type { CamMap, RenderJob } from '../../render/index.js';
 import { admit, clientGone, findModel, jobSignal, requirePool, routeLabel, type AppContext } from '../context.js';
@@ -17,11 +20,16 @@ function serverTiming(timings: Record<string, number>): string {
   return Object.entries(timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${round(v)}`).join(', ');
 }
 
-function renderJob(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: CamParams): RenderJob {
+function renderJob(kind: RenderJob['kind'], decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: CamParams, alpha = params.alpha): RenderJob {
   return {
     kind, image: decoded.rgb, maps, input: { width: info.inputSize.width, height: info.inputSize.height },
-    resize: info.manifest.input.resize, alpha: params.alpha, colormap: params.colormap,
+    resize: info.manifest.input.resize, alpha, colormap: params.colormap,
   };
+}
+
+/** `X-Camserve-Metric-<name>` headers of a PNG answer. */
+function metricHeaders(res: Response, metrics: Record<string, number> | undefined): void {
+  for (const [name, v] of Object.entries(metrics ?? {})) res.setHeader(`X-Camserve-Metric-${name}`, String(finite(v)));
 }
 
 /** Registers the routes on the app (not a sub-router: its automatic OPTIONS answer would shadow the app's 405 table). */
@@ -55,10 +63,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     if (gone.aborted) return;
 
     t = performance.now();
-    const result: ExplainResult = await pool.explain(info.id, {
-      input, method: params.method, targets, topk: params.topk, layers,
-      eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth,
-    }, { signal });
+    const result: ExplainResult = await pool.explain(info.id, explainRequest(params, input, targets, layers, info), { signal });
     const wall = performance.now() - t;
     const inWorker = Object.values(result.timings).reduce((a, b) => a + b, 0);
     Object.assign(timings, result.timings);
@@ -70,6 +75,35 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     const pred = predictions(result.logits, info);
     const first = result.explanations[0];
     t = performance.now();
+    const top = {
+      model: info.id, method: params.method, layers: result.layers, image: { width: decoded.width, height: decoded.height },
+      score_function: scoreFunction(info), predictions: topK(pred.scores, 5).map(pred.of),
+    };
+    if (result.factorization) {
+      // DFF: one picture of every concept; JSON: each concept's map and classes.
+      const f = result.factorization;
+      const maps = f.concepts.map((c) => c.map);
+      const wantPng = params.output !== 'json' || params.includePng;
+      const [png] = wantPng ? await ctx.render(renderJob('factorization', decoded, info, maps, params, params.output === 'heatmap' ? 0 : params.alpha)) : [];
+      if (wantPng) timings.render_ms = performance.now() - t;
+      timings.total_ms = performance.now() - t0;
+      res.setHeader('Server-Timing', serverTiming(timings));
+      if (params.output !== 'json') {
+        res.setHeader('X-Camserve-Model', info.id);
+        res.setHeader('X-Camserve-Method', params.method);
+        res.setHeader('X-Camserve-Concepts', String(f.concepts.length));
+        res.type('image/png').send(png);
+        return;
+      }
+      res.json({
+        ...top,
+        concepts: f.concepts.map((c, i) => ({ index: i, classes: c.classes.map((k) => conceptClass(k, info)), cam: camJson(c.map) })),
+        nmf_iterations: f.iterations,
+        ...(png ? { png: png.toString('base64') } : {}),
+        timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
+      });
+      return;
+    }
     if (params.output !== 'json') {
       const [png] = await ctx.render(renderJob(params.output, decoded, info, [first.map], params));
       timings.render_ms = performance.now() - t;
@@ -80,6 +114,9 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
       res.setHeader('X-Camserve-Class-Index', String(p.index));
       if (p.label !== null) res.setHeader('X-Camserve-Class-Label', encodeURIComponent(p.label));
       res.setHeader('X-Camserve-Class-Score', String(p.score));
+      res.setHeader('X-Camserve-Target-Kind', result.targetKind);
+      if (first.category !== undefined) res.setHeader('X-Camserve-Category', String(first.category));
+      metricHeaders(res, first.metrics);
       res.setHeader('Server-Timing', serverTiming(timings));
       res.type('image/png').send(png);
       return;
@@ -87,7 +124,10 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     const pngs = params.includePng ? await ctx.render(renderJob('overlay', decoded, info, result.explanations.map((e) => e.map), params)) : [];
     const explanations = result.explanations.map((e, i) => ({
       target: pred.of(e.target.index),
+      objective: finite(e.target.objective),
+      ...(e.category !== undefined ? { category: e.category } : {}),
       cam: camJson(e.map),
+      ...(e.metrics ? { metrics: Object.fromEntries(Object.entries(e.metrics).map(([k, v]) => [k, finite(v)])) } : {}),
       ...(e.layers.length > 1 ? { layers: e.layers.map((l) => ({ layer: l.layer, cam: camJson(l.map) })) } : {}),
       ...(params.includePng ? { png: pngs[i].toString('base64') } : {}),
     }));
@@ -95,12 +135,8 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     timings.total_ms = performance.now() - t0;
     res.setHeader('Server-Timing', serverTiming(timings));
     res.json({
-      model: info.id,
-      method: params.method,
-      layers,
-      image: { width: decoded.width, height: decoded.height },
-      score_function: scoreFunction(info),
-      predictions: topK(pred.scores, 5).map(pred.of),
+      ...top,
+      target_kind: result.targetKind,
       explanations,
       timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
     });
