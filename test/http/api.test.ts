@@ -406,7 +406,7 @@ describe('POST /cam target kinds, seeds, DFF and metrics', () => {
   test('seed: noisy and random methods are reproducible per seed and differ across seeds', async () => {
     // randomcam at layer2 (16 channels × 8×8): a random combination is rarely negative everywhere there.
     for (const [method, layer] of [['smoothgrad', undefined], ['randomcam', '/layer2/layer2.0/relu_1/Relu_output_0']] as const) {
-      const at = layer ? { layer } : {};
+      const at: Record<string, string> = layer ? { layer } : {};
       const a = await postJson({ model: 'resnet', method, ...at });
       const b = await postJson({ model: 'resnet', method, seed: '0', ...at });
       const c = await postJson({ model: 'resnet', method, seed: '7', ...at });
