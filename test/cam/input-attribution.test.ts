@@ -102,9 +102,11 @@ for (const fx of fixtures) {
     };
     const view = { channels: fx.fixture.input.dims[1], height: fx.fixture.input.dims[2], width: fx.fixture.input.dims[3], layout: 'NCHW' as const };
     const shown = (want: MapRef) => attributionMap(readStored(fx.dir, want), view);
+    // Integrated gradients served on resnet and vgg (efficientnet's 50 runs are checked above through the Identity copy).
     for (const [method, entry] of [
       ['saliency', 'saliency'], ['integrated-gradients', 'integratedGradients'], ['guided-backprop', 'guidedBackprop'], ['guided-gradcam', 'guidedGradcam'],
     ] as const) {
+      if (method === 'integrated-gradients' && fx.name === 'efficientnet') continue;
       test(`${method} (served, the model itself) equals the library's attribution as shown (|Σ_c a_c|) to ${TOL} after normalisation`, async () => {
         const d = await servedVsLibrary(method, shown(ref[entry]), method === 'guided-gradcam' ? { layers: [fx.fixture.cases[0].layer] } : {});
         assert.ok(d <= TOL, `max |difference| ${d}`);

@@ -120,7 +120,8 @@ for (const fx of fixtures) {
 
 // ---- Per request: the engine's Grad-CAM, batched model runs and re-explanation, with src/metrics' evaluator ----
 
-for (const fx of fixtures) {
+// ResNet only: efficientnet's ROAD is checked above at the function level (the imputations are the cost).
+for (const fx of fixtures.filter((f) => f.name === 'resnet')) {
   const ref = fx.metrics as unknown as MetricsRef;
   const t = ref.target;
   describe(`${fx.name}: metrics of a served explanation (ModelRuntime.explain with metrics) vs the libraries`, () => {
@@ -158,13 +159,9 @@ for (const fx of fixtures) {
       near(m.insertion, di.insertionAuc, 'insertion AUC');
     });
 
-    test('road_percentiles changes ROAD; the default is 10, 20, …, 90', async () => {
+    test('road_percentiles sets ROAD\'s percentiles: at 20, 40, 60, 80 road_combined is the library\'s ROADCombined(percentiles=[20, 40, 60, 80])', async () => {
       rt ??= await ModelRuntime.load(fx.dir);
-      const names = ['road_combined'];
-      const dflt = await rt.explain({ input, method: 'gradcam', targets: [t], metrics: { names, score: 'logit' } }, { evaluateMetrics: evaluator });
-      const same = await rt.explain({ input, method: 'gradcam', targets: [t], metrics: { names, score: 'logit', roadPercentiles: [10, 20, 30, 40, 50, 60, 70, 80, 90] } }, { evaluateMetrics: evaluator });
-      const four = await rt.explain({ input, method: 'gradcam', targets: [t], metrics: { names, score: 'logit', roadPercentiles: [20, 40, 60, 80] } }, { evaluateMetrics: evaluator });
-      assert.equal(dflt.explanations[0].metrics!.road_combined, same.explanations[0].metrics!.road_combined);
+      const four = await rt.explain({ input, method: 'gradcam', targets: [t], metrics: { names: ['road_combined'], score: 'logit', roadPercentiles: [20, 40, 60, 80] } }, { evaluateMetrics: evaluator });
       near(four.explanations[0].metrics!.road_combined, ref.logit.roadCombined20406080, 'ROAD 20/40/60/80');
     });
   });
