@@ -443,6 +443,10 @@ describe('POST /cam target kinds, seeds, DFF and metrics', () => {
     for (const [k, v] of Object.entries(m)) assert.equal(Number(png.header(`x-camserve-metric-${k}`)), v, k);
     const logit = await postJson({ model: 'resnet', metrics: 'confidence_change', metric_score: 'logit' });
     assert.notEqual(logit.explanations[0].metrics!.confidence_change, m.confidence_change);
+    // An all-zero map (randomcam, seed 7, here): ROAD removes every pixel at every percentile, for both orders alike.
+    const empty = await postJson({ model: 'resnet', method: 'randomcam', seed: '7', metrics: 'road_combined' });
+    assert.ok(empty.explanations[0].cam.data.every((v) => v === 0));
+    assert.equal(empty.explanations[0].metrics!.road_combined, 0);
   });
 
   test('parameters that do not fit the method or each other are 400 naming them', async () => {
