@@ -3,6 +3,7 @@
 // markdown table ready for the README, with the model's accuracy on the same scenes.
 //
 //   npm run bench:localisation -- [--scenes N] [--start SEED] [--methods a,b,...] [--scorecam-scenes N|all]
+//                                 [--slow-scenes N] [--road-scenes N] [--road-percentiles a,b,...]
 //                                 [--model DIR] [--threads T] [--out FILE]
 //
 // Scenes: seeds START .. START+N-1 (default 1000000.., 500 scenes; held-out, never used in training).
@@ -11,7 +12,11 @@
 // (tools/shapes/localisation.ts): pointing game, energy-in-box, class-discriminative pointing in
 // two-class scenes. Score-CAM needs one whole-model run per channel and target (96 × ~1.9 per scene, about
 // 0.35 s a scene on 2 shared cores), so it runs on the first --scorecam-scenes scenes only (default 500:
-// the whole default set, about 3 minutes); the table says when that is a subset.
+// the whole default set, about 3 minutes); IS-CAM and SS-CAM (10 and 35 times Score-CAM's runs) on the
+// first --slow-scenes (default 50); the table says when that is a subset. DFF is not class-specific (no
+// map per class) and is left out. ROAD (road_combined, the model's sigmoid score, percentiles
+// --road-percentiles, default 20,40,60,80 as ARCC's) is measured on the first --road-scenes scenes (default
+// 20) through the engine's metrics (one more explain() per scene with metrics=road_combined).
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,6 +25,7 @@ import { printHeaderHelp } from './usage.js';
 import { fileURLToPath } from 'node:url';
 import { METHOD_NAMES, isMethodName, type MethodName } from '../src/cam/types.js';
 import { ModelRuntime } from '../src/engine/runtime.js';
+import { evaluateMetrics, type MetricName } from '../src/metrics/index.js';
 import {
   AccuracyTally, baselineSummary, evaluateMethod, sceneCases, sceneInput, type LocalisationSummary,
 } from '../tools/shapes/localisation.js';
@@ -32,6 +38,9 @@ interface Flags {
   start: number;
   methods: MethodName[];
   scorecamScenes: number;
+  slowScenes: number;
+  roadScenes: number;
+  roadPercentiles: number[];
   model: string;
   threads: number;
   out?: string;
@@ -39,7 +48,8 @@ interface Flags {
 
 function parseFlags(argv: string[]): Flags {
   const f: Flags = {
-    scenes: 500, start: SEEDS.heldOut[0], methods: [...METHOD_NAMES], scorecamScenes: 500,
+    scenes: 500, start: SEEDS.heldOut[0], methods: METHOD_NAMES.filter((m) => m !== 'dff'), scorecamScenes: 500,
+    slowScenes: 50, roadScenes: 20, roadPercentiles: [20, 40, 60, 80],
     model: path.join(ROOT, 'models/shapes'), threads: 1,
   };
   let scorecamAll = false;
@@ -55,7 +65,7 @@ function parseFlags(argv: string[]): Flags {
       case '--start': f.start = Number(value()); break;
       case '--methods': {
         const ms = value().split(',').map((s) => s.trim()).filter(Boolean);
-        for (const m of ms) if (!isMethodName(m)) throw new Error(`unknown method ${m} (one of ${METHOD_NAMES.join(', ')})`);
+        for (const m of ms) if (!isMethodName(m) || m === 'dff') throw new Error(`unknown or not class-specific method ${m} (one of ${METHOD_NAMES.filter((x) => x !== 'dff').join(', ')})`);
         f.methods = ms as MethodName[];
         break;
       }
@@ -64,6 +74,9 @@ function parseFlags(argv: string[]): Flags {
         if (v === 'all') scorecamAll = true; else f.scorecamScenes = Number(v);
         break;
       }
+      case '--slow-scenes': f.slowScenes = Number(value()); break;
+      case '--road-scenes': f.roadScenes = Number(value()); break;
+      case '--road-percentiles': f.roadPercentiles = value().split(',').map(Number); break;
       case '--model': f.model = path.resolve(value()); break;
       case '--threads': f.threads = Number(value()); break;
       case '--out': f.out = value(); break;
@@ -77,6 +90,9 @@ function parseFlags(argv: string[]): Flags {
   if (!(Number.isInteger(f.scorecamScenes) && f.scorecamScenes >= 1)) throw new Error('--scorecam-scenes must be a positive integer or "all"');
   if (!(Number.isInteger(f.threads) && f.threads >= 1)) throw new Error('--threads must be a positive integer');
   f.scorecamScenes = scorecamAll ? f.scenes : Math.min(f.scorecamScenes, f.scenes);
+  f.slowScenes = Math.min(f.slowScenes, f.scenes);
+  f.roadScenes = Math.min(f.roadScenes, f.scenes);
+  if (!f.roadPercentiles.every((p) => p > 0 && p < 100)) throw new Error('--road-percentiles must be numbers in (0, 100)');
   return f;
 }
 
@@ -112,12 +128,14 @@ async function main(): Promise<void> {
   const scenes = await generateScenes(flags.start, flags.scenes);
   const rt = await ModelRuntime.load(flags.model, { intraOpThreads: flags.threads });
   const results = new Map<MethodName, LocalisationSummary>();
+  const roads = new Map<MethodName, { mean: number; pairs: number; ms: number }>();
   const accuracy = new AccuracyTally(rt.info.numClasses);
   try {
     if (rt.info.numClasses !== NUM_CLASSES) throw new Error(`${flags.model}: ${rt.info.numClasses} classes, the scenes have ${NUM_CLASSES}`);
     const inputs = await Promise.all(scenes.map((s) => sceneInput(rt, s)));
     for (const method of flags.methods) {
-      const subset = method === 'scorecam' ? scenes.slice(0, flags.scorecamScenes) : scenes;
+      const subset = method === 'scorecam' ? scenes.slice(0, flags.scorecamScenes)
+        : method === 'iscam' || method === 'sscam' ? scenes.slice(0, flags.slowScenes) : scenes;
       const t = performance.now();
       let last = t;
       const r = await evaluateMethod(rt, subset, method, {
@@ -133,6 +151,21 @@ async function main(): Promise<void> {
       });
       results.set(method, r);
       log(`${method}: ${subset.length} scenes in ${((performance.now() - t) / 1000).toFixed(1)} s: pointing ${pct(r.pointing)}, energy ${pct(r.energy)}, discriminative ${pct(r.discriminative)}`);
+      // ROAD through the engine's metrics, every class of the first road-scenes scenes.
+      const tr = performance.now();
+      let sum = 0;
+      let pairs = 0;
+      for (const [i, scene] of scenes.slice(0, flags.roadScenes).entries()) {
+        const targets = sceneCases(scene).map((c) => c.cls);
+        const res = await rt.explain({ input: inputs[i], method, targets, metrics: { names: ['road_combined'], score: 'sigmoid', roadPercentiles: flags.roadPercentiles } }, {
+          evaluateMetrics: (spec, subject) => evaluateMetrics({ ...spec, names: spec.names as MetricName[] }, subject),
+        });
+        for (const e of res.explanations) { sum += e.metrics!.road_combined; pairs++; }
+      }
+      if (pairs) {
+        roads.set(method, { mean: sum / pairs, pairs, ms: performance.now() - tr });
+        log(`  ${method}: ROAD combined ${(sum / pairs).toFixed(4)} over ${pairs} pairs`);
+      }
     }
     if (accuracy.summary().n === 0) {
       for (const [i, input] of inputs.entries()) accuracy.add(await rt.predict(input), scenes[i]!.labels);
@@ -156,21 +189,25 @@ async function main(): Promise<void> {
   out(`- scenes: seeds ${flags.start}..${flags.start + flags.scenes - 1} (held out, never trained on): ${flags.scenes} scenes, ${pairs} (scene, class) pairs, ` +
     `${twoClass} two-class scenes (${2 * twoClass} pairs for the discriminative score)`);
   out();
-  out('| method | scenes | pointing game | energy-in-box | class-discriminative (two-class scenes) | explain, ms/scene |');
-  out('|---|---:|---:|---:|---:|---:|');
+  const roadPairs = [...roads.values()][0]?.pairs ?? 0;
+  out(`| method | scenes | pointing game | energy-in-box | class-discriminative (two-class scenes) | ROAD combined (${roadPairs} pairs) | explain, ms/scene |`);
+  out('|---|---:|---:|---:|---:|---:|---:|');
   for (const [m, r] of results) {
     const subset = r.scenes < flags.scenes ? ` (first ${r.scenes} only)` : '';
-    out(`| ${m} | ${r.scenes}${subset} | ${pct(r.pointing)} (${r.pairs}) | ${pct(r.energy)} | ${pct(r.discriminative)} (${r.discPairs}) | ${ms(r.msPerScene)} |`);
+    const road = roads.get(m);
+    out(`| ${m} | ${r.scenes}${subset} | ${pct(r.pointing)} (${r.pairs}) | ${pct(r.energy)} | ${pct(r.discriminative)} (${r.discPairs}) | ${road ? road.mean.toFixed(4) : '–'} | ${ms(r.msPerScene)} |`);
   }
   const base = baselineSummary(scenes);
-  out(`| *baseline: peak at the image centre* | ${base.centre.scenes} | ${pct(base.centre.pointing)} | – | ${pct(base.centre.discriminative)} | – |`);
-  out(`| *baseline: uniform map* | ${base.centre.scenes} | – | ${pct(base.uniformEnergy)} | – | – |`);
+  out(`| *baseline: peak at the image centre* | ${base.centre.scenes} | ${pct(base.centre.pointing)} | – | ${pct(base.centre.discriminative)} | – | – |`);
+  out(`| *baseline: uniform map* | ${base.centre.scenes} | – | ${pct(base.uniformEnergy)} | – | – | – |`);
   out();
   out('Pointing game: the maximum of the upsampled map lies inside a box of the explained class. Energy-in-box: share of the ' +
     'map\'s non-negative mass inside the boxes of the class (mean over pairs; the uniform map gives the boxes\' mean share of the ' +
     'image). Class-discriminative: in scenes with exactly two classes A and B, the map of A peaks inside A\'s box and not inside B\'s ' +
     '(each of A and B counted). Every class present in a scene is explained, whatever the model predicts. ' +
-    `ms/scene: one explain() call with every class of the scene as a target (${(pairs / scenes.length).toFixed(2)} on average).`);
+    `ms/scene: one explain() call with every class of the scene as a target (${(pairs / scenes.length).toFixed(2)} on average). ` +
+    `ROAD combined: pytorch-grad-cam's ROADCombined ((least-relevant-first − most-relevant-first) / 2 of the sigmoid score, ` +
+    `percentiles ${flags.roadPercentiles.join('/')}; higher is more faithful) over every class of the first ${flags.roadScenes} scenes.`);
   out();
 
   const acc = accuracy.summary();

@@ -49,6 +49,9 @@ const state = {
   shown: {},           // tab → key of the request whose result it shows
 };
 
+/** Methods of input gradients that use no layer (the others take the chosen layer; guided-gradcam too). */
+const INPUT_METHODS = new Set(['saliency', 'integrated-gradients', 'smoothgrad', 'guided-backprop', 'fullgrad']);
+
 function option(value, text, extra = {}) {
   const o = document.createElement('option');
   o.value = value;
@@ -164,8 +167,8 @@ async function explain() {
   form.append('image', state.image);
   form.append('model', el.model.value);
   form.append('method', el.method.value);
-  if (el.layer.value) form.append('layer', el.layer.value);
-  if (state.target !== null) form.append('target', String(state.target));
+  if (el.layer.value && !INPUT_METHODS.has(el.method.value)) form.append('layer', el.layer.value);
+  if (state.target !== null && el.method.value !== 'dff') form.append('target', String(state.target));
   form.append('alpha', el.alpha.value);
   form.append('colormap', el.colormap.value);
   if (el.augSmooth.checked) form.append('aug_smooth', 'true');
@@ -279,6 +282,17 @@ el.cancel.addEventListener('click', () => {
 });
 
 function showResult(r) {
+  if (r.concepts) {
+    // DFF: one picture of the concepts, each named by its best classes.
+    el.overlay.src = `data:image/png;base64,${r.png}`;
+    el.overlay.alt = `${r.concepts.length} concepts of ${r.layers[0]}`;
+    el.overlay.hidden = false;
+    el.explained.textContent = `dff: ${r.concepts.map((c) => `${c.index}: ${c.classes.map((k) => k.label ?? `class ${k.index}`).join('/')}`).join('; ')}`;
+    state.predictions = r.predictions;
+    renderClasses(null);
+    setStatus(`${r.model}, layer ${r.layers.join(', ')} — ${r.concepts.length} concepts, ${Math.round(r.timings_ms.total_ms ?? Object.values(r.timings_ms).reduce((x, y) => x + y, 0))} ms`);
+    return;
+  }
   const e = r.explanations[0];
   el.overlay.src = `data:image/png;base64,${e.png}`;
   el.overlay.alt = `${r.method} map of ${className(e.target.index)}`;

@@ -73,3 +73,8 @@ export function summaryJson(s: ModelSummary) {
     },
   };
 }
+
+/** A DFF concept's class: its index, label and probability (the softmax of the concept's logits). */
+export function conceptClass(c: { index: number; probability: number }, info: Pick<ModelInfo, 'manifest'>) {
+  return { index: c.index, label: info.manifest.labels?.[c.index] ?? null, probability: finite(c.probability) };
+}

@@ -1,10 +1,11 @@
 // The one parameter kit of the HTTP routes and the CLI: values arrive as strings (query, form, command
 // line), are collected once and parsed by one parser per kind of value, each refusing with a 400 that
 // names the parameter, what it accepts and what it got. Lookups never touch inherited properties.
-import { METHOD_NAMES, isMethodName, type MethodName } from '../cam/index.js';
-import { findCandidate, type ModelInfo } from '../engine/index.js';
+import { FINER_DEFAULTS, METHOD_NAMES, METHODS, TARGET_KINDS, isMethodName, isTargetKind, type FinerOptions, type MethodName, type TargetKind } from '../cam/index.js';
+import { findCandidate, type ExplainRequest, type ModelInfo } from '../engine/index.js';
 import { badParameter } from '../errors/index.js';
 import { GRAPH_COLLAPSE, HISTOGRAM_DEFAULTS, type ChannelSelection, type GraphOptions, type GridOptions } from '../inspect/index.js';
+import { METRIC_NAMES, METRIC_SCORES, isMetricName, type MetricName, type MetricScore } from '../metrics/index.js';
 import { COLORMAP_NAMES, isColormapName, type ColormapName } from '../render/index.js';
 
 /** A request's parameters by name: present and non-empty values only. */
@@ -159,7 +160,12 @@ export function timeoutMs(p: Params, max: number): number {
 export const CAM_PARAMETERS = [
   'model', 'method', 'target', 'topk', 'layer', 'output', 'alpha', 'colormap',
   'eigen_smooth', 'aug_smooth', 'include_png', 'timeout_ms',
+  'target_kind', 'finer_comparison', 'finer_alpha', 'seed', 'concepts', 'metrics', 'road_percentiles', 'metric_score',
 ] as const;
+
+/** Most comparison classes of Finer-CAM, concepts of DFF. */
+export const MAX_FINER_COMPARISON = 16;
+export const MAX_CONCEPTS = 64;
 
 export const OUTPUTS = ['overlay', 'heatmap', 'json'] as const;
 export type Output = (typeof OUTPUTS)[number];
@@ -177,6 +183,18 @@ export interface CamParams {
   eigenSmooth: boolean;
   augSmooth: boolean;
   includePng: boolean;
+  /** what is differentiated for each class (default `class`; finercam: `finer`) */
+  targetKind: TargetKind;
+  /** Finer-CAM's comparison ranks and α (target kind finer only) */
+  finer?: FinerOptions;
+  /** seed of the method's random draws (default 0) */
+  seed?: number;
+  /** DFF's number of concepts */
+  concepts?: number;
+  /** faithfulness metrics of each explanation */
+  metrics?: MetricName[];
+  roadPercentiles?: number[];
+  metricScore?: MetricScore;
 }
 
 /** Checks every explanation parameter that does not depend on the model. `preferJson`: the Accept header asks for JSON. */
@@ -195,14 +213,86 @@ export function parseCamParams(p: Params, preferJson = false): CamParams {
   if (includePng && output !== 'json') {
     throw badParameter('include_png', 'true only with output=json', p.get('include_png'), `include_png adds PNGs to a JSON answer; output is ${output}`);
   }
+  const eigenSmooth = bool(p, 'eigen_smooth') ?? false;
+  const augSmooth = bool(p, 'aug_smooth') ?? false;
+  const m = METHODS[method];
+  const refuse = (name: string, why: string) => { throw badParameter(name, `not with method=${method}`, p.get(name), why); };
+
+  // What is differentiated.
+  const kind = p.get('target_kind');
+  if (kind !== undefined && !isTargetKind(kind)) throw badParameter('target_kind', [...TARGET_KINDS], kind, `unknown target kind "${kind}"`);
+  const fixed = 'targetKind' in m ? m.targetKind : undefined;
+  if (fixed && kind !== undefined && kind !== fixed) refuse('target_kind', `${method} explains target_kind=${fixed}; got "${kind}"`);
+  const targetKind: TargetKind = fixed ?? (kind as TargetKind | undefined) ?? 'class';
+  if (m.kind === 'factorization' && kind !== undefined) refuse('target_kind', `${method} is not class-specific: it has no target`);
+  const ranks = list(p, 'finer_comparison', MAX_FINER_COMPARISON);
+  const finerAlpha = num(p, 'finer_alpha');
+  for (const [name, given] of [['finer_comparison', ranks], ['finer_alpha', finerAlpha]] as const) {
+    if (given !== undefined && targetKind !== 'finer') throw badParameter(name, 'only with target_kind=finer (or method=finercam)', p.get(name), `${name} sets Finer-CAM's comparison; the target kind is ${targetKind}`);
+  }
+  if (ranks && !ranks.every((r) => /^\d{1,4}$/.test(r) && Number(r) >= 1)) {
+    throw badParameter('finer_comparison', 'ranks ≥ 1, comma-separated (1: the class with the nearest logit)', p.get('finer_comparison'), `finer_comparison must be ranks ≥ 1, got "${p.get('finer_comparison')}"`);
+  }
+  const finer = targetKind === 'finer' ? { ranks: ranks?.map(Number) ?? FINER_DEFAULTS.ranks, alpha: finerAlpha ?? FINER_DEFAULTS.alpha } : undefined;
+
+  // Per kind of method.
+  if (m.kind === 'factorization') {
+    if (target || topk !== undefined) refuse(target ? 'target' : 'topk', `${method} is not class-specific: it factorises the layer into concepts (concepts=k)`);
+    if (eigenSmooth || augSmooth) refuse(eigenSmooth ? 'eigen_smooth' : 'aug_smooth', `${method} factorises the activations; smoothing does not apply`);
+    if (layer && layer.length > 1) throw badParameter('layer', 'one layer', p.get('layer'), `${method} factorises one layer, ${layer.length} were given`);
+  }
+  const concepts = int(p, 'concepts', 1, MAX_CONCEPTS);
+  if (concepts !== undefined && m.kind !== 'factorization') refuse('concepts', 'concepts is the number of DFF concepts (method=dff)');
+  if (m.kind === 'input') {
+    if (layer && !m.layerCam) refuse('layer', `${method} works on the input's gradients; it uses no layer`);
+    if (eigenSmooth || augSmooth) refuse(eigenSmooth ? 'eigen_smooth' : 'aug_smooth', `${method} is an input attribution; eigen_smooth and aug_smooth smooth layer maps`);
+  }
+  const seed = int(p, 'seed', 0, 0xffffffff);
+
+  // Faithfulness metrics.
+  const metrics = list(p, 'metrics', METRIC_NAMES.length);
+  for (const name of metrics ?? []) if (!isMetricName(name)) throw badParameter('metrics', [...METRIC_NAMES], name, `unknown metric "${name}"`);
+  if (metrics && m.kind === 'factorization') refuse('metrics', `${method} has no map per class to measure`);
+  const percentiles = list(p, 'road_percentiles', 99);
+  if (percentiles && !percentiles.every((v) => NUMBER.test(v) && Number(v) > 0 && Number(v) < 100)) {
+    throw badParameter('road_percentiles', 'numbers in (0, 100), comma-separated', p.get('road_percentiles'), `road_percentiles must be numbers in (0, 100), got "${p.get('road_percentiles')}"`);
+  }
+  if (percentiles && !metrics?.some((n) => n.startsWith('road_'))) {
+    throw badParameter('road_percentiles', 'only with a ROAD metric in metrics', p.get('road_percentiles'), 'road_percentiles sets the percentiles of road_morf, road_lerf and road_combined; metrics asks for none of them');
+  }
+  const metricScore = p.get('metric_score');
+  if (metricScore !== undefined) {
+    if (!metrics) throw badParameter('metric_score', 'only with metrics', metricScore, 'metric_score says what the metrics compare; no metrics were asked for');
+    oneOf(p, 'metric_score', METRIC_SCORES, 'softmax');
+  }
   return {
-    model: p.get('model'), method, target, topk, layer, output, alpha, colormap,
-    eigenSmooth: bool(p, 'eigen_smooth') ?? false, augSmooth: bool(p, 'aug_smooth') ?? false, includePng,
+    model: p.get('model'), method, target, topk, layer, output, alpha, colormap, eigenSmooth, augSmooth, includePng,
+    targetKind, finer, seed, concepts,
+    metrics: metrics as MetricName[] | undefined, roadPercentiles: percentiles?.map(Number), metricScore: metricScore as MetricScore | undefined,
   };
 }
 
-/** The classes of an explanation, checked against the model and the limit of classes per request. */
-export function explainedClasses(params: Pick<CamParams, 'target' | 'topk' | 'output'>, info: Pick<ModelInfo, 'numClasses' | 'manifest'>, maxTargets: number): number[] | undefined {
+/**
+ * The classes of an explanation, checked against the model and the limit of classes per request (target
+ * kind binary: the categories 0 and 1 of a one-output model; finer: the comparison ranks fit the classes).
+ */
+export function explainedClasses(params: Pick<CamParams, 'target' | 'topk' | 'output' | 'targetKind' | 'finer'>, info: Pick<ModelInfo, 'numClasses' | 'manifest'>, maxTargets: number): number[] | undefined {
+  if (params.targetKind === 'binary') {
+    if (info.numClasses !== 1) throw badParameter('target_kind', 'binary only for a model with one output', 'binary', `target_kind=binary explains a one-output binary classifier; this model has ${info.numClasses} outputs`);
+    if (params.topk !== undefined) throw badParameter('topk', 'not with target_kind=binary', String(params.topk), 'a binary classifier has one output: give target=1 or target=0 (the category), or neither for the predicted one');
+    const categories = params.target?.map((t) => {
+      if (t !== '0' && t !== '1') throw badParameter('target', ['0', '1'], t, `with target_kind=binary, target is the category 0 or 1, got "${t}"`);
+      return Number(t);
+    });
+    if (categories && categories.length > 1 && params.output !== 'json') {
+      throw badParameter('output', ['json'], params.output, `output=${params.output} shows one category but ${categories.length} were asked for; use output=json`);
+    }
+    return categories;
+  }
+  const worst = params.finer ? Math.max(...params.finer.ranks) : 0;
+  if (worst > info.numClasses - 1) {
+    throw badParameter('finer_comparison', `ranks in 1..${info.numClasses - 1}`, params.finer!.ranks.join(','), `comparison rank ${worst} asked for, but the model has only ${info.numClasses - 1} other classes`);
+  }
   const targets = params.target ? resolveTargets(params.target, info) : undefined;
   const explained = targets?.length ?? params.topk ?? 1;
   const maxK = Math.min(maxTargets, info.numClasses);
@@ -215,6 +305,21 @@ export function explainedClasses(params: Pick<CamParams, 'target' | 'topk' | 'ou
       `output=${params.output} shows one class but ${explained} were asked for; use output=json (with include_png=true for images) to explain several`);
   }
   return targets;
+}
+
+/**
+ * The engine's request for checked parameters, the classes (explainedClasses) and layers (resolveLayers).
+ * Metrics score by `metric_score`, by default the model's own score: softmax (pytorch-grad-cam's
+ * ClassifierOutputSoftmaxTarget, TorchCAM's deletion/insertion), sigmoid for multi-label and one-output models.
+ */
+export function explainRequest(params: CamParams, input: Float32Array, targets: number[] | undefined, layers: string[], info: Pick<ModelInfo, 'numClasses' | 'manifest'>): ExplainRequest {
+  const score = params.metricScore ?? (info.manifest.multiLabel || info.numClasses === 1 ? 'sigmoid' : 'softmax');
+  return {
+    input, method: params.method, targets, topk: params.topk, layers,
+    eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth,
+    targetKind: params.targetKind, finer: params.finer, seed: params.seed, concepts: params.concepts,
+    ...(params.metrics ? { metrics: { names: params.metrics, score, roadPercentiles: params.roadPercentiles, seed: params.seed } } : {}),
+  };
 }
 
 // ---------------------------------------------------------------- inspection

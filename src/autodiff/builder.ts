@@ -14,6 +14,13 @@ export interface GradientSpec {
    * The seed input then takes one row, and K classes need K runs.
    */
   perSeed?: boolean;
+  /**
+   * How Relu nodes pass gradients back: `plain` (dx = dy where x > 0) or `guided` (Springenberg et al.'s
+   * guided backpropagation: dx = dy where x > 0 and dy > 0). Guided applies to every Relu node of the path.
+   */
+  relu?: 'plain' | 'guided';
+  /** Prefix of the names the patch adds (default `camserve/`): a second patch on a patched model needs its own. */
+  prefix?: string;
 }
 
 export interface GradientPatch {
@@ -27,7 +34,7 @@ export interface GradientPatch {
   pathNodes: number[];
 }
 
-const PREFIX = 'camserve/';
+const DEFAULT_PREFIX = 'camserve/';
 /** Constant inputs at most this large are read eagerly so rules can use their values. */
 const SMALL_CONSTANT = 4096;
 
@@ -35,9 +42,10 @@ class Emitter {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
   private counter = 0;
+  constructor(readonly prefix: string) {}
 
   fresh(hint: string): string {
-    return `${PREFIX}${hint}_${this.counter++}`;
+    return `${this.prefix}${hint}_${this.counter++}`;
   }
 }
 
@@ -45,7 +53,7 @@ class Emitter {
  * Builds the backward pass of `spec.output` with respect to `spec.targets` as standard ONNX nodes.
  * `shapes` holds the static forward shape of every tensor (see probeShapes).
  */
-export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, TensorInfo>, spec: GradientSpec): Promise<GradientPatch> {
+export async function buildGradientPatch(model: OnnxModel, shapes: ReadonlyMap<string, TensorInfo>, spec: GradientSpec): Promise<GradientPatch> {
   const opset = model.opset;
   const floating = (t: string) => /float/.test(shapes.get(t)?.type ?? 'float32');
   const pathNodes = nodesOnPath(model, spec.targets, spec.output, floating);
@@ -71,7 +79,8 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
     }
   }
 
-  const em = new Emitter();
+  const prefix = spec.prefix ?? DEFAULT_PREFIX;
+  const em = new Emitter(prefix);
   const contributions = new Map<string, string[]>();
   const addGrad = (tensor: string, g: string) => {
     const list = contributions.get(tensor);
@@ -87,7 +96,7 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
     return sum;
   };
 
-  const seed = `${PREFIX}seed`;
+  const seed = `${prefix}seed`;
   addGrad(spec.output, seed);
 
   for (let p = pathNodes.length - 1; p >= 0; p--) {
@@ -104,6 +113,7 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
       node,
       opset,
       perSeed: spec.perSeed === true,
+      relu: spec.relu ?? 'plain',
       shape(name) {
         const s = shapes.get(name);
         if (!s) throw new GradientError(`${label}: shape of tensor "${name}" is unknown`);
@@ -169,7 +179,7 @@ export async function buildGradientPatch(model: OnnxModel, shapes: Map<string, T
       }
       throw new GradientError(`tensor "${t}" does not lead to the output "${spec.output}": no gradient flows to it`);
     }
-    const name = `${PREFIX}grad/${t}`;
+    const name = `${prefix}grad/${t}`;
     em.nodes.push(makeNode('Identity', [g], [name]));
     gradients[t] = name;
     outputs.push({ name });

@@ -19,6 +19,8 @@ export interface VjpContext {
    * folded into the batch) may lie on the path, and rules need not keep axis 0 for K.
    */
   readonly perSeed: boolean;
+  /** How Relu passes gradients: plainly, or guided (only positive gradients, guided backpropagation). */
+  readonly relu: 'plain' | 'guided';
   /** Static forward dims of a tensor. */
   shape(name: string): number[];
   /** Whether input `i` of the node is on the differentiated path (needs a gradient). */

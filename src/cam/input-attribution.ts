@@ -1,13 +1,27 @@
 // Attributions on the input pixels built from input gradients: Captum's Saliency, Input × Gradient,
-// Integrated Gradients and NoiseTunnel (SmoothGrad), and Guided Grad-CAM's product.
+// Integrated Gradients and NoiseTunnel (SmoothGrad), and Guided Grad-CAM's product; and the map [H, W]
+// an attribution [C, H, W] is shown as.
 import { gaussian } from './random.js';
+import type { InputGradients, InputView } from './types.js';
+
+export type { InputGradients } from './types.js';
 
 /**
- * dScore/dInput for each input (same layout as the input), for the caller's objective. The engine does not
- * compute input gradients yet: it must differentiate down to the graph input, i.e. treat the input as a
- * target layer (the tests do so on a copy of the model whose input first passes an Identity node).
+ * The map of an attribution laid out as the input: |Σ_c a_c| per pixel, Captum's visualize_image_attr
+ * default (channels summed, sign "absolute_value").
  */
-export type InputGradients = (inputs: Float32Array[]) => Promise<Float32Array[]>;
+export function attributionMap(a: Float32Array, view: Pick<InputView, 'height' | 'width' | 'channels' | 'layout'>): Float32Array {
+  const hw = view.height * view.width;
+  const C = view.channels;
+  if (a.length !== hw * C) throw new RangeError(`attributionMap: ${a.length} values for ${C}×${view.height}×${view.width}`);
+  const out = new Float32Array(hw);
+  for (let i = 0; i < hw; i++) {
+    let s = 0;
+    for (let c = 0; c < C; c++) s += view.layout === 'NHWC' ? a[i * C + c] : a[c * hw + i];
+    out[i] = Math.abs(s);
+  }
+  return out;
+}
 
 /** Saliency (Simonyan et al. 2014, Captum's Saliency): |∂y/∂x| (abs = true, Captum's default) or ∂y/∂x. */
 export async function saliency(x: Float32Array, grad: InputGradients, abs = true): Promise<Float32Array> {

@@ -1,11 +1,13 @@
 // What a method differentiates: a scalar of the logits (pytorch-grad-cam's "targets") with its gradient
 // w.r.t. the logits (the seed vector the backward pass starts from), and how per-class gradients combine.
+import type { FinerOptions, TargetKind } from './types.js';
 
 /**
  * The objectives of pytorch-grad-cam's utils/model_targets.py, on one sample's logits z:
  *
  *   logit     ClassifierOutputTarget(c):          z_c                                 seed e_c
  *   softmax   ClassifierOutputSoftmaxTarget(c):   p_c = softmax(z)_c                   seed p_c (e_c − p)
+ *   sigmoid   (camserve; a multi-label model's score) s_c = σ(z_c)                    seed s_c (1 − s_c) e_c
  *   rest      ClassifierOutputReST(c):            z_c − CE(z, c) = 2 z_c − logsumexp(z) seed 2 e_c − p
  *   binary    BinaryClassifierOutputTarget(k) on a one-output model z = [z_0]:  ±z_0 (+ for k = 1)
  *   finer     FinerWeightedTarget(m, R, α):       Σ_r p_r (z_m − α z_r) / (Σ_r p_r + 1e-9)
@@ -15,6 +17,7 @@
 export type TargetSpec =
   | { kind: 'logit'; target: number }
   | { kind: 'softmax'; target: number }
+  | { kind: 'sigmoid'; target: number }
   | { kind: 'rest'; target: number }
   | { kind: 'binary'; category: 0 | 1 }
   | { kind: 'finer'; main: number; comparison: readonly number[]; alpha: number }
@@ -51,6 +54,11 @@ export function evaluateTarget(spec: TargetSpec, z: ArrayLike<number>): TargetVa
       const c = spec.target;
       for (let i = 0; i < n; i++) seed[i] = p[c] * ((i === c ? 1 : 0) - p[i]);
       return { score: p[c], seed };
+    }
+    case 'sigmoid': {
+      const v = 1 / (1 + Math.exp(-z[spec.target]));
+      seed[spec.target] = v * (1 - v);
+      return { score: v, seed };
     }
     case 'rest': {
       const p = softmax(z);
@@ -110,6 +118,37 @@ export function nearestClasses(z: ArrayLike<number>, target: number, count: numb
   const order = Array.from({ length: z.length }, (_, i) => i).filter((i) => i !== target);
   order.sort((a, b) => Math.abs(z[a] - z[target]) - Math.abs(z[b] - z[target]) || a - b);
   return order.slice(0, count);
+}
+
+/**
+ * Finer-CAM's comparison classes: those at `ranks` of the classes ordered by nearness of their logit to the
+ * target's (pytorch-grad-cam sorts all classes by |z_i − z_t|, the target itself first at rank 0; rank r ≥ 1
+ * is the r-th nearest other class).
+ */
+export function finerComparison(z: ArrayLike<number>, target: number, ranks: readonly number[]): number[] {
+  const order = nearestClasses(z, target, z.length - 1);
+  return ranks.map((r) => {
+    if (!Number.isInteger(r) || r < 1 || r > order.length) throw new RangeError(`comparison rank ${r} is outside 1..${order.length}`);
+    return order[r - 1];
+  });
+}
+
+/**
+ * The objective a request's target kind names for class (or, for `binary`, category) `target`, given the
+ * clean input's logits (Finer-CAM chooses its comparison classes from them). `class` is the class's logit.
+ */
+export function targetSpec(kind: TargetKind, target: number, logits: ArrayLike<number>, finer?: FinerOptions): TargetSpec {
+  switch (kind) {
+    case 'class': return { kind: 'logit', target };
+    case 'softmax': return { kind: 'softmax', target };
+    case 'sigmoid': return { kind: 'sigmoid', target };
+    case 'rest': return { kind: 'rest', target };
+    case 'binary': return { kind: 'binary', category: target === 1 ? 1 : 0 };
+    case 'finer': {
+      const f = finer ?? { ranks: [1, 2, 3], alpha: 1 };
+      return { kind: 'finer', main: target, comparison: finerComparison(logits, target, f.ranks), alpha: f.alpha };
+    }
+  }
 }
 
 /**

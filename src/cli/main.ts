@@ -4,7 +4,8 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { METHOD_NAMES } from '../cam/index.js';
+import { METHOD_NAMES, TARGET_KINDS } from '../cam/index.js';
+import { METRIC_NAMES, METRIC_SCORES } from '../metrics/index.js';
 import { CamserveError, ERROR_CODES } from '../errors/index.js';
 import { COLORMAP_NAMES } from '../render/index.js';
 import { UsageError } from './common.js';
@@ -42,6 +43,14 @@ explain options:
   --eigen-smooth           first principal component instead of the weighted sum
   --aug-smooth             mean over horizontal flip × brightness 0.9/1/1.1
   --json                   print the result (predictions, raw maps) as JSON
+  --target-kind <kind>     ${TARGET_KINDS.join(' | ')}: what is differentiated (default class: the logit)
+  --finer-comparison <r>   Finer-CAM's comparison ranks (default 1,2,3: the three nearest classes)
+  --finer-alpha <a>        Finer-CAM's α (default 1)
+  --seed <n>               seed of noisy and random methods (default 0)
+  --concepts <k>           dff: the number of concepts (default 5); -o writes them as one picture
+  --metrics <list>         ${METRIC_NAMES.join(', ')}
+  --road-percentiles <l>   ROAD's percentiles (default 10,20,…,90)
+  --metric-score <s>       ${METRIC_SCORES.join(' | ')}: what the metrics compare (default: the model's score)
   -h, --help
 
 explain-dir: every image under <folder> (recursively; images recognised by their content), one overlay each

@@ -4,6 +4,8 @@ export { ENGINE_DEFAULTS, findCandidate, ModelRuntime, type HeadForward, type He
 export type { ExplainOptions, ExplainRequest, ExplainResult, Explanation, LayerMap } from './explain.js';
 export { canBatch, type BatchOptions } from './batch.js';
 export { StepProgress, type ProgressFn } from './progress.js';
+export type { Concept, Factorization } from './factorization.js';
+export type { MetricSubject, MetricsEvaluator, MetricsRequest } from './subject.js';
 export { tensorTransferables, type LayerTensorsOut, type TensorsRequest, type TensorsResult } from './passes.js';
 export {
   ALPHA_BACKGROUND, IMAGE_FORMATS, ImageError, PAD_BACKGROUND, decodeImage, toModelInput,

@@ -26,6 +26,16 @@ export interface TrunkRun {
 /** Picks the classes to explain once the logits are known. */
 export type TargetChooser = (logits: Float32Array) => number[];
 
+/** The seed row of an explained target for one run's logits: ∂objective/∂logits (one-hot for a class's logit). */
+export type SeedFn = (logits: Float32Array, target: number) => ArrayLike<number>;
+
+/** One-hot seeds: the gradient of the class's logit. */
+export const oneHotSeed: SeedFn = (logits, target) => {
+  const s = new Float32Array(logits.length);
+  s[target] = 1;
+  return s;
+};
+
 /** The given targets, else the `topk` best (default 1). */
 export function chooseTargets(targets: readonly number[] | undefined, topk: number | undefined): TargetChooser {
   return (logits) => (targets?.length ? [...targets] : topK(logits, Math.min(Math.max(1, topk ?? 1), logits.length)));
@@ -36,7 +46,7 @@ const now = () => performance.now();
 /** Runs the trunk and, with `gradients`, the head's backward for every chosen class in one run. */
 export async function runPasses(
   rt: ModelRuntime, set: LayerSet, input: Float32Array,
-  opts: { gradients: boolean; choose: TargetChooser; timings: Record<string, number>; signal?: AbortSignal; trunk?: TrunkRun },
+  opts: { gradients: boolean; choose: TargetChooser; timings: Record<string, number>; signal?: AbortSignal; trunk?: TrunkRun; seed?: SeedFn },
 ): Promise<Passes> {
   const { timings, signal } = opts;
   let t = now();
@@ -53,7 +63,8 @@ export async function runPasses(
   const K = targets.length;
   const classes = rt.info.numClasses;
   const seed = new Float32Array(K * classes);
-  targets.forEach((c, k) => { seed[k * classes + c] = 1; });
+  const seedOf = opts.seed ?? oneHotSeed;
+  targets.forEach((c, k) => { seed.set(seedOf(logits, c), k * classes); });
   const feeds: Record<string, ort.Tensor> = {
     [head.seed]: new ort.Tensor('float32', seed, [K, ...rt.tensorDims(rt.info.logits)!.slice(1)]),
   };

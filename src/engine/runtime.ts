@@ -11,6 +11,7 @@ import {
 } from '../onnx/index.js';
 import { explainBatch, type BatchOptions } from './batch.js';
 import { explain, type ExplainOptions, type ExplainRequest, type ExplainResult } from './explain.js';
+import { buildHessianRun, buildInputBackward, type HessianRun, type InputBackward } from './gradients.js';
 import { readManifest, type ModelManifest } from './manifest.js';
 import { tensorsOf, type TensorsRequest, type TensorsResult } from './passes.js';
 
@@ -128,11 +129,15 @@ export interface LayerSet {
   graph: HeadGraph;
   head?: Promise<HeadRun>;
   headForward?: Promise<HeadForward>;
+  /** the head's backward differentiated once more, by layer (ShapleyCAM's H·A) */
+  hessian?: Map<string, Promise<HessianRun>>;
 }
 
 export class ModelRuntime {
   private readonly layerSets = new Map<string, Promise<LayerSet>>();
   private readonly classifiers = new Map<string, Promise<LinearHead>>();
+  /** the whole model with its backward pass to the input, by ReLU treatment and extra gradient targets */
+  private readonly inputBackwards = new Map<string, Promise<InputBackward>>();
   readonly batchSize: number;
   readonly batchMs: number;
 
@@ -408,6 +413,32 @@ export class ModelRuntime {
     return set.head;
   }
 
+  /** H·A for `layer` of the set: the head's backward pass differentiated once more (built once). */
+  hessianRun(set: LayerSet, layer: string): Promise<HessianRun> {
+    set.hessian ??= new Map();
+    let p = set.hessian.get(layer);
+    if (!p) {
+      p = buildHessianRun(this, set, layer, this.headOptions());
+      set.hessian.set(layer, p);
+    }
+    return p;
+  }
+
+  /**
+   * The whole model with the backward pass from the logits down to the input (guided: guided ReLUs), also
+   * yielding the gradients of `extra` tensors (FullGrad's biased layers); built once per kind.
+   */
+  inputBackward(relu: 'plain' | 'guided', extra: readonly string[] = []): Promise<InputBackward> {
+    const key = JSON.stringify([relu, extra]);
+    let p = this.inputBackwards.get(key);
+    if (!p) {
+      p = buildInputBackward(this, relu, extra, this.options);
+      this.inputBackwards.set(key, p);
+      p.catch(() => this.inputBackwards.delete(key));
+    }
+    return p;
+  }
+
   /** The head's forward alone. */
   headForward(set: LayerSet): Promise<HeadForward> {
     set.headForward ??= (async () => {
@@ -452,6 +483,9 @@ export class ModelRuntime {
     const sets = [...this.layerSets.values()];
     this.layerSets.clear();
     for (const s of sets) await releaseSet(await s).catch(() => undefined);
+    const backwards = [...this.inputBackwards.values()];
+    this.inputBackwards.clear();
+    for (const b of backwards) await b.then((r) => r.session.release(), () => undefined);
   }
 }
 
@@ -459,4 +493,5 @@ async function releaseSet(s: LayerSet): Promise<void> {
   await s.trunk.release();
   if (s.head) await (await s.head).session.release();
   if (s.headForward) await (await s.headForward).session.release();
+  for (const h of s.hessian?.values() ?? []) await h.then((r) => r.session?.release(), () => undefined);
 }

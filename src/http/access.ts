@@ -26,12 +26,19 @@ export const CORS_MAX_AGE_S = 600;
 /** The realm of the WWW-Authenticate challenge. */
 const REALM = 'camserve';
 
-/** Methods whose cost is many forward runs (Score-CAM: one per channel; Ablation-CAM: one head run per channel). */
+/**
+ * Methods whose cost is many model runs: Score-CAM and its kin (one forward run per channel), Ablation-CAM
+ * (one head run per channel), input methods of ten runs or more (Integrated Gradients: 50), and aug_smooth.
+ */
 export function isLongWork(method: string, augSmooth: boolean): boolean {
   if (augSmooth) return true;
   if (!isMethodName(method)) return false;
-  const needs = METHODS[method].needs;
-  return needs === 'input-runs' || needs === 'head-runs';
+  const m = METHODS[method];
+  switch (m.kind) {
+    case 'input': return m.runs >= 10;
+    case 'factorization': return false;
+    default: return m.needs === 'input-runs' || m.needs === 'head-runs';
+  }
 }
 
 /** Who made a request: the key's name when keys are on, else the client address (behind TRUST_PROXY hops). */

@@ -183,7 +183,7 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'METRICS_PUBLIC', default: 'false', help: 'with API keys on, /metrics answers without a key' },
   { name: 'KSERVE_METADATA_PUBLIC', default: 'false', help: 'with API keys on, KServe\'s GET /v1/models/{id} answers without a key' },
   { name: 'RATE_LIMIT', default: `${DEFAULTS.rateLimit} (off)`, help: 'requests per RATE_LIMIT_WINDOW_S and client (API key, else address) on every route but the probes; over it: 429 + Retry-After' },
-  { name: 'RATE_LIMIT_LONG', default: `${DEFAULTS.rateLimitLong} (off)`, help: 'long explanations (scorecam, ablationcam, aug_smooth) and jobs per window and client; an image of a batch counts one' },
+  { name: 'RATE_LIMIT_LONG', default: `${DEFAULTS.rateLimitLong} (off)`, help: 'long explanations (Score-CAM and its kin, ablationcam, integrated-gradients, aug_smooth) and jobs per window and client; an image of a batch counts one' },
   { name: 'RATE_LIMIT_WINDOW_S', default: String(DEFAULTS.rateLimitWindowS), help: 'window of both rate limits' },
   { name: 'MAX_QUEUE_PER_CLIENT', default: 'ceil(MAX_QUEUE / 2)', help: 'explanations one client may have waiting (and jobs: ceil(MAX_JOBS × this / MAX_QUEUE)); more get 429' },
   { name: 'TRUST_PROXY', default: 'false', help: 'proxies in front whose X-Forwarded-For is believed: true, a hop count, or addresses/subnets (comma-separated)' },

@@ -20,7 +20,8 @@ export interface ImputeOptions {
  *
  * (neighbours outside the image left out, as pytorch-grad-cam's NoisyLinearImputer), plus scale·noise.
  * The system (diag(Σ w) − W_removed) x = Σ_kept w v is symmetric positive definite whenever some pixel is
- * kept; it is solved directly in float64 (banded Cholesky; the library: scipy's sparse LU).
+ * kept; it is solved directly in float64 (banded Cholesky; the library: scipy's sparse LU). With every pixel
+ * removed the image becomes 0 plus the noise (the library: NaN, from a singular solve).
  */
 export function noisyLinearImpute(data: Float32Array, channels: number, height: number, width: number, keep: Uint8Array, opts: ImputeOptions = {}): Float32Array {
   const n = height * width;
@@ -31,7 +32,14 @@ export function noisyLinearImpute(data: Float32Array, channels: number, height: 
   const out = Float32Array.from(data);
   const m = removed.length;
   if (m === 0) return out;
-  if (m === n) throw new RangeError('noisyLinearImpute: every pixel is removed; nothing to interpolate from');
+  if (m === n) {
+    // Nothing left to interpolate from: the system is singular (its null space the constant images) and the
+    // library's sparse solve returns NaN. camserve takes its minimum-norm solution, 0, plus the noise — what
+    // a map whose percentile threshold is its minimum (a constant map, or ties at 0) removes to.
+    const scale = opts.scale ?? 0;
+    for (let i = 0; i < out.length; i++) out[i] = opts.noise ? Math.fround(Math.fround(scale) * opts.noise[i]) : 0;
+    return out;
+  }
 
   // The system in compressed rows: diagonal, and the removed neighbours' (column, weight).
   const diag = new Float64Array(m);

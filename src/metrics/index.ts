@@ -6,3 +6,4 @@ export * from './confidence.js';
 export * from './road.js';
 export * from './arcc.js';
 export * from './deletion-insertion.js';
+export * from './request.js';

@@ -16,3 +16,4 @@ export {
 } from './render.js';
 export { inputGeometry, mapToImage, type FitOptions, type InputGeometry, type ResizeMode } from './geometry.js';
 export { renderJob, type RenderJob } from './job.js';
+export { conceptColour, renderFactorization } from './factorization.js';

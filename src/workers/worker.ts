@@ -4,6 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ModelRuntime, tensorTransferables, type ExplainRequest, type ExplainResult } from '../engine/index.js';
 import { CamserveError, toErrorData } from '../errors/index.js';
 import { modelFacts, type ModelFacts } from '../inspect/index.js';
+import { evaluateMetrics, isMetricName, type MetricName } from '../metrics/index.js';
 import { withoutServerPaths } from './paths.js';
 import type { ModelEntry, ModelStatus, ReloadChanges, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
 
@@ -103,11 +104,19 @@ function explainTransferables(r: ExplainResult): ArrayBuffer[] {
     list.add(e.map.data.buffer as ArrayBuffer);
     for (const l of e.layers) list.add(l.map.data.buffer as ArrayBuffer);
   }
+  for (const c of r.factorization?.concepts ?? []) {
+    list.add(c.map.data.buffer as ArrayBuffer);
+    list.add(c.logits.buffer as ArrayBuffer);
+  }
   return [...list];
 }
 
 async function explain(model: string, req: ExplainRequest, signal: AbortSignal, progress?: (done: number, total: number) => void): Promise<ExplainResult> {
-  const r = await runtime(model).explain(req, { signal, progress });
+  // Metrics run here, on this worker's sessions: the engine hands src/metrics' evaluator its batched runs.
+  const r = await runtime(model).explain(req, {
+    signal, progress,
+    evaluateMetrics: (spec, subject) => evaluateMetrics({ ...spec, names: spec.names.filter(isMetricName) as MetricName[] }, subject),
+  });
   // Results may share buffers with onnxruntime's outputs; copy the logits so they can be transferred.
   return { ...r, logits: Float32Array.from(r.logits) };
 }

@@ -1,23 +1,20 @@
 // camserve's CAM methods against the libraries themselves (pytorch-grad-cam, TorchCAM), run by
-// tools/fixtures/generate_methods.py on the fixture models: served methods end to end, candidates on A, G.
+// tools/fixtures/generate_methods.py on the fixture models: every method through ModelRuntime.explain,
+// noisy ones with the libraries' recorded noise as the request's draws.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
 import { ModelRuntime } from '../../src/engine/runtime.js';
+import type { ExplainRequest } from '../../src/engine/explain.js';
+import { buildHessianRun } from '../../src/engine/gradients.js';
 import { rawMap } from '../../src/cam/compute.js';
 import { METHODS } from '../../src/cam/methods/index.js';
-import { fem } from '../../src/cam/methods/fem.js';
-import { finercam } from '../../src/cam/methods/finercam.js';
-import { iscam } from '../../src/cam/methods/iscam.js';
-import { kpcacam } from '../../src/cam/methods/kpcacam.js';
-import { segeigencam } from '../../src/cam/methods/segeigencam.js';
 import { shapleycam } from '../../src/cam/methods/shapleycam.js';
-import { createSscam } from '../../src/cam/methods/sscam.js';
 import { refineMaps } from '../../src/cam/refinecam.js';
-import { smoothGradCamPlusPlus } from '../../src/cam/smoothgradcampp.js';
-import { combineGradients } from '../../src/cam/targets.js';
-import { MethodError, type CamMethod, type LayerTensors, type MethodContext, type MethodName } from '../../src/cam/types.js';
+import { evaluateTarget, finerComparison, targetSpec } from '../../src/cam/targets.js';
+import { FINER_DEFAULTS, type LayerTensors, type MethodContext, type MethodName } from '../../src/cam/types.js';
 import {
-  correlation, listMethodFixtures, maxAbsDiff, normalised, predictRunner, readF32, readStored, type MapRef,
+  correlation, listMethodFixtures, maxAbsDiff, normalised, predictRunner, readF32, readStored, relError, type MapRef,
 } from '../helpers/fixtures.js';
 
 const fixtures = listMethodFixtures();
@@ -105,98 +102,94 @@ for (const fx of fixtures) {
         });
       }
 
-      const check = (label: string, method: CamMethod, extra: Partial<LayerTensors> = {}) =>
-        test(`${c.id}: ${label} equals pytorch-grad-cam's map to ${TOL} after normalisation`, async () => {
-          const t = await tensors(c.layer, c.target);
-          const map = await rawMap(method, { ...t.layer, ...extra }, t.ctx);
-          const d = diff(map, expected(fx.dir, c.maps[method.name]));
+      /** the map camserve serves for this case (through ModelRuntime.explain) */
+      const served = async (method: MethodName, extra: Partial<ExplainRequest> = {}) => {
+        const rt = await load();
+        const r = await rt.explain({ input, method, targets: [c.target], layers: [c.layer], ...extra });
+        return r.explanations[0].map.data;
+      };
+      for (const name of ['fem', 'segeigencam', 'shapleycam', 'finercam'] as const) {
+        test(`${c.id}: ${name} (served) equals pytorch-grad-cam's map to ${TOL} after normalisation`, async () => {
+          const d = diff(await served(name), expected(fx.dir, c.maps[name]));
           assert.ok(d <= TOL, `max |difference| ${d}`);
         });
-      check('fem', fem);
-      check('segeigencam', segeigencam);
+      }
 
-      test(`${c.id}: shapleycam with the stored H·A equals pytorch-grad-cam's map to ${TOL}; without H·A it is refused`, async () => {
+      test(`${c.id}: the engine's H·A (the head's backward differentiated again) equals the library's double backprop`, async () => {
+        const rt = await load();
+        const ref = c.maps.shapleycam.hvp as MapRef;
+        const want = readStored(fx.dir, ref);
+        const set = await rt.layerSet([c.layer]);
+        const hv = await buildHessianRun(rt, set, c.layer, {});
+        const maxAbs = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        if (!hv.session) {
+          // No session: the backward pass does not read A through floating-point tensors, so H·A = 0 exactly.
+          assert.equal(maxAbs, 0, 'the library has a non-zero H·A where camserve says the head is piecewise linear');
+          return;
+        }
         const t = await tensors(c.layer, c.target);
-        const HA = readStored(fx.dir, c.maps.shapleycam.hvp as MapRef);
-        const map = await rawMap(shapleycam, { ...t.layer, HA }, t.ctx);
-        const d = diff(map, expected(fx.dir, c.maps.shapleycam));
-        assert.ok(d <= TOL, `max |difference| ${d}`);
-        await assert.rejects(rawMap(shapleycam, t.layer, t.ctx), MethodError);
+        const seed = new Float32Array(rt.info.numClasses);
+        seed[c.target] = 1;
+        const trunk = await set.trunk.session.run({ [rt.info.inputName]: rt.inputTensor(input) });
+        const feeds: Record<string, ort.Tensor> = {
+          [hv.seed]: new ort.Tensor('float32', seed, [1, rt.info.numClasses]),
+          [hv.vector]: new ort.Tensor('float32', t.layer.A, rt.tensorDims(c.layer)!),
+        };
+        for (const n of hv.inputs) feeds[n] = trunk[n] as ort.Tensor;
+        const got = (await hv.session.session.run(feeds, [hv.output]))[hv.output].data as Float32Array;
+        if (maxAbs === 0) assert.ok(got.every((v) => Math.abs(v) <= 1e-6), 'H·A should vanish');
+        else assert.ok(relError(got, want) <= 1e-3, `relative error ${relError(got, want)}`);
+        await hv.session.release();
         if (fx.name === 'mobilenetv3') {
           // Its Hardswish head has a Hessian large enough to matter (convnext's is too small to tell at 1e-3;
           // the other heads are piecewise linear, H·A = 0): without H·A the map is Grad-CAM's, and differs.
-          const d0 = diff(await rawMap(shapleycam, { ...t.layer, HA: new Float32Array(HA.length) }, t.ctx), expected(fx.dir, c.maps.shapleycam));
+          const d0 = diff(await rawMap(shapleycam, { ...t.layer, HA: new Float32Array(want.length) }, t.ctx), expected(fx.dir, c.maps.shapleycam));
           assert.ok(d0 > TOL, `H·A makes no difference here (${d0})`);
         }
       });
 
-      test(`${c.id}: kpcacam correlates with pytorch-grad-cam's map (r ≥ 0.999)`, async () => {
-        const t = await tensors(c.layer, c.target);
-        const map = await rawMap(kpcacam, t.layer, t.ctx);
+      test(`${c.id}: kpcacam (served) correlates with pytorch-grad-cam's map (r ≥ 0.999)`, async () => {
+        const map = await served('kpcacam');
         const want = expected(fx.dir, c.maps.kpcacam);
         const r = correlation(map, want);
         const d = diff(map, want);
         assert.ok(r >= 0.999 || d <= TOL, `r = ${r}, max |difference| ${d}`);
       });
 
-      test(`${c.id}: finercam (seed vector over the logits, G combined from per-class gradients) equals pytorch-grad-cam's map to ${TOL}`, async () => {
-        const rt = await load();
-        const classes = Array.from({ length: rt.info.numClasses }, (_, i) => i);
-        const all = await rt.activationsAndGradients(input, [c.layer], classes);
+      test(`${c.id}: finercam's seed (its comparison classes, α = 1) equals pytorch-grad-cam's FinerWeightedTarget gradient`, async () => {
         const t = await tensors(c.layer, c.target);
         const ref = c.maps.finercam as MapRef & { main: number; comparison: number[]; seed: number[] };
         assert.equal(ref.main, c.target);
-        const seed = finercam.seed!(all.logits, c.target);
+        assert.deepEqual(finerComparison(t.logits, c.target, FINER_DEFAULTS.ranks), ref.comparison);
+        const spec = targetSpec('finer', c.target, t.logits, FINER_DEFAULTS);
+        const seed = evaluateTarget(spec, t.logits).seed;
         assert.ok(maxAbsDiff(seed, ref.seed) <= 1e-5, `seed differs by ${maxAbsDiff(seed, ref.seed)}`);
-        const size = t.layer.C * t.layer.h * t.layer.w;
-        const G = combineGradients(seed, all.gradients[c.layer], size);
-        const map = await rawMap(finercam, { ...t.layer, G }, t.ctx);
-        const d = diff(map, expected(fx.dir, ref));
-        assert.ok(d <= TOL, `max |difference| ${d}`);
       });
 
-      test(`${c.id}: randomcam's channel combination with the library's drawn weights equals its map to ${TOL}`, async () => {
-        const t = await tensors(c.layer, c.target);
+      test(`${c.id}: randomcam (served) with the library's drawn weights equals its map to ${TOL}`, async () => {
         const drawn = readStored(fx.dir, c.maps.randomcam.weights as MapRef);
-        const replay: CamMethod = { name: 'randomcam', needs: 'activations', weights: () => drawn };
-        const d = diff(await rawMap(replay, t.layer, t.ctx), expected(fx.dir, c.maps.randomcam));
+        const d = diff(await served('randomcam', { draws: drawn }), expected(fx.dir, c.maps.randomcam));
         assert.ok(d <= TOL, `max |difference| ${d}`);
       });
 
       const tc = c.torchcam;
       if (tc.iscam && layerChannels(fx, c.layer) <= 320) {
-        test(`${c.id}: iscam equals TorchCAM's ISCAM to ${TOL} after normalisation`, async () => {
-          const t = await tensors(c.layer, c.target);
-          const d = diff(await rawMap(iscam, t.layer, t.ctx), relu(readStored(fx.dir, tc.iscam)));
+        test(`${c.id}: iscam (served) equals TorchCAM's ISCAM to ${TOL} after normalisation`, async () => {
+          const d = diff(await served('iscam'), relu(readStored(fx.dir, tc.iscam)));
           assert.ok(d <= TOL, `max |difference| ${d}`);
         });
       }
       if (tc.sscam) {
-        test(`${c.id}: sscam with TorchCAM's recorded noise equals its SSCAM to ${TOL} after normalisation`, async () => {
-          const t = await tensors(c.layer, c.target);
+        test(`${c.id}: sscam (served) with TorchCAM's recorded noise as draws equals its SSCAM to ${TOL} after normalisation`, async () => {
           const noise = readStored(fx.dir, tc.sscam.noise as MapRef);
-          const [S, C, H, W] = (tc.sscam.noise as MapRef).dims;
-          assert.equal(C, t.layer.C);
-          const method = createSscam({ samples: S, std: 2, noise: (s, k) => noise.subarray((s * C + k) * H * W, (s * C + k + 1) * H * W) });
-          const d = diff(await rawMap(method, t.layer, t.ctx), relu(readStored(fx.dir, tc.sscam)));
+          const d = diff(await served('sscam', { draws: noise }), relu(readStored(fx.dir, tc.sscam)));
           assert.ok(d <= TOL, `max |difference| ${d}`);
         });
       }
       if (tc.smoothgradcampp) {
-        test(`${c.id}: Smooth Grad-CAM++ from runs on the recorded noisy inputs equals TorchCAM's to ${TOL}`, async () => {
-          const rt = await load();
-          const t = await tensors(c.layer, c.target);
-          const ref = tc.smoothgradcampp;
-          const noise = readStored(fx.dir, ref.noise as MapRef);
-          const n = (ref.noise as MapRef).dims[0];
-          const noisy = [];
-          for (let s = 0; s < n; s++) {
-            const x = Float32Array.from(input, (v, i) => v + noise[s * input.length + i]);
-            const r = await rt.activationsAndGradients(x, [c.layer], [c.target]);
-            noisy.push({ A: r.activations[c.layer], G: r.gradients[c.layer] });
-          }
-          const map = smoothGradCamPlusPlus({ C: t.layer.C, h: t.layer.h, w: t.layer.w, clean: t.layer.A, noisy });
-          const d = diff(map, relu(readStored(fx.dir, ref)));
+        test(`${c.id}: smoothgradcampp (served) with the recorded input noise as draws equals TorchCAM's SmoothGradCAMpp to ${TOL}`, async () => {
+          const noise = readStored(fx.dir, tc.smoothgradcampp.noise as MapRef);
+          const d = diff(await served('smoothgradcampp', { draws: noise }), relu(readStored(fx.dir, tc.smoothgradcampp)));
           assert.ok(d <= TOL, `max |difference| ${d}`);
         });
       }
@@ -204,17 +197,16 @@ for (const fx of fixtures) {
 
     if (fx.refinecam) {
       const ref = fx.refinecam;
-      test(`RefineCAM over ${ref.layers.length} layers (camserve's gradcam++ maps) equals pytorch-grad-cam's product to ${TOL}`, async () => {
+      test(`refinecam (served) over ${ref.layers.length} layers equals pytorch-grad-cam's RefineCAM to ${TOL}`, async () => {
         const rt = await load();
-        const maps = [];
-        for (const layer of ref.layers) {
-          const r = await rt.explain({ input, method: 'gradcam++', targets: [ref.target], layers: [layer] });
-          maps.push(r.explanations[0].map);
-        }
-        const { height, width } = rt.info.inputSize;
-        const out = refineMaps(maps, width, height);
-        const d = diff(out.data, readStored(fx.dir, ref));
+        const r = await rt.explain({ input, method: 'refinecam', targets: [ref.target], layers: ref.layers });
+        const d = diff(r.explanations[0].map.data, readStored(fx.dir, ref));
         assert.ok(d <= TOL, `max |difference| ${d}`);
+        // The same product from the base method's single-layer maps.
+        const maps = [];
+        for (const layer of ref.layers) maps.push((await rt.explain({ input, method: 'gradcam++', targets: [ref.target], layers: [layer] })).explanations[0].map);
+        const { height, width } = rt.info.inputSize;
+        assert.ok(maxAbsDiff(refineMaps(maps, width, height).data, r.explanations[0].map.data) <= 1e-6);
       });
     }
   });

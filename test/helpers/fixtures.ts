@@ -85,6 +85,7 @@ export interface MethodsFixture {
   input?: Record<string, MapRef> & { target: number };
   metrics?: Record<string, unknown> & { target: number };
   dff?: Record<string, unknown>;
+  guided?: Record<string, unknown>;
   refinecam?: MapRef & { target: number; layers: string[] };
 }
 
@@ -164,7 +165,8 @@ export function predictRunner(rt: ModelRuntime, input: Float32Array): ForwardRun
       const x = new Float32Array(input.length);
       for (let k = 0; k < variants.count; k++) {
         variants.write(k, x);
-        out[k] = (await rt.predict(x))[target];
+        const logits = await rt.predict(x);
+        out[k] = typeof target === 'number' ? logits[target] : target(logits);
       }
       return out;
     },

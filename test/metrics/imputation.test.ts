@@ -40,8 +40,10 @@ test('noise is added at removed pixels only, scaled; kept pixels are untouched',
   }
 });
 
-test('removing every pixel is refused; removing none returns a copy', () => {
-  assert.throws(() => noisyLinearImpute(new Float32Array(4), 1, 2, 2, new Uint8Array(4)), RangeError);
+test('removing every pixel gives 0 plus the noise (the singular system\'s minimum-norm solution; scipy: NaN); removing none returns a copy', () => {
+  assert.deepEqual([...noisyLinearImpute(Float32Array.of(1, 2, 3, 4), 1, 2, 2, new Uint8Array(4))], [0, 0, 0, 0]);
+  const noisy = noisyLinearImpute(Float32Array.of(1, 2, 3, 4), 1, 2, 2, new Uint8Array(4), { scale: 0.01, noise: Float32Array.of(1, -2, 0.5, 0) });
+  assert.deepEqual([...noisy], [0.01, -0.02, 0.005, 0].map(Math.fround));
   const d = Float32Array.of(1, 2, 3, 4);
   const out = noisyLinearImpute(d, 1, 2, 2, new Uint8Array(4).fill(1));
   assert.deepEqual(out, d);

@@ -8,8 +8,9 @@ import { combineGradients, evaluateTarget, type TargetSpec } from '../../src/cam
 import { averageMaps } from '../../src/render/index.js';
 import {
   arcc, camMultImageConfidenceChange, complexity, coherency, deletionInsertion, dropInConfidence, increaseInConfidence,
-  mixedImage, objective, road, roadAverage, roadCombined, roadImpute, type Image, type LogitsFn, type RoadOptions,
+  evaluateMetrics, mixedImage, objective, road, roadAverage, roadCombined, roadImpute, type Image, type LogitsFn, type MetricName, type RoadOptions,
 } from '../../src/metrics/index.js';
+import type { MetricsEvaluator } from '../../src/engine/subject.js';
 import { listMethodFixtures, maxAbsDiff, normalised, readF32, readStored, relError, type StoredRef } from '../helpers/fixtures.js';
 
 interface PerObjective {
@@ -113,6 +114,55 @@ for (const fx of fixtures) {
       assert.ok(relError(r.insertion, di.insertion) <= TOL, `insertion curve: ${relError(r.insertion, di.insertion)}`);
       near(r.deletionAuc, di.deletionAuc, 'deletion AUC');
       near(r.insertionAuc, di.insertionAuc, 'insertion AUC');
+    });
+  });
+}
+
+// ---- Per request: the engine's Grad-CAM, batched model runs and re-explanation, with src/metrics' evaluator ----
+
+// ResNet only: efficientnet's ROAD is checked above at the function level (the imputations are the cost).
+for (const fx of fixtures.filter((f) => f.name === 'resnet')) {
+  const ref = fx.metrics as unknown as MetricsRef;
+  const t = ref.target;
+  describe(`${fx.name}: metrics of a served explanation (ModelRuntime.explain with metrics) vs the libraries`, () => {
+    let rt: ModelRuntime;
+    after(async () => { await rt?.release(); });
+    const input = readF32(fx.dir, fx.fixture.input.file);
+    const roadNoise = readStored(fx.dir, ref.roadNoise);
+    const evaluator: MetricsEvaluator = (spec, subject) => evaluateMetrics({ ...spec, names: spec.names as MetricName[], roadNoise }, subject);
+
+    for (const score of ['logit', 'softmax'] as const) {
+      test(`${score}: ROAD (morf, lerf, combined), confidence changes and ARCC of Grad-CAM equal pytorch-grad-cam's to ${TOL}`, async () => {
+        rt ??= await ModelRuntime.load(fx.dir);
+        const names = ['road_morf', 'road_lerf', 'road_combined', 'confidence_change', 'drop_in_confidence', 'increase_in_confidence', 'arcc'];
+        const r = await rt.explain({ input, method: 'gradcam', targets: [t], metrics: { names, score } }, { evaluateMetrics: evaluator });
+        const m = r.explanations[0].metrics!;
+        assert.deepEqual(Object.keys(m), names);
+        const lib = ref[score];
+        near(m.road_morf, lib.roadMostRelevantFirstAverage, 'road_morf');
+        near(m.road_lerf, lib.roadLeastRelevantFirstAverage, 'road_lerf');
+        near(m.road_combined, lib.roadCombined, 'road_combined');
+        near(m.confidence_change, lib.camMultImageConfidenceChange, 'confidence_change');
+        near(m.drop_in_confidence, lib.dropInConfidence, 'drop_in_confidence');
+        assert.equal(m.increase_in_confidence, lib.increaseInConfidence);
+        near(m.arcc, lib.arcc, 'arcc');
+        assert.ok(r.timings.metrics_ms > 0);
+      });
+    }
+
+    test("deletion, insertion: Grad-CAM of the softmax (TorchCAM's extractor), AUCs equal TorchCAM's", async () => {
+      rt ??= await ModelRuntime.load(fx.dir);
+      const di = ref.deletionInsertion;
+      const r = await rt.explain({ input, method: 'gradcam', targets: [t], targetKind: 'softmax', metrics: { names: ['deletion', 'insertion'], score: 'softmax' } }, { evaluateMetrics: evaluator });
+      const m = r.explanations[0].metrics!;
+      near(m.deletion, di.deletionAuc, 'deletion AUC');
+      near(m.insertion, di.insertionAuc, 'insertion AUC');
+    });
+
+    test('road_percentiles sets ROAD\'s percentiles: at 20, 40, 60, 80 road_combined is the library\'s ROADCombined(percentiles=[20, 40, 60, 80])', async () => {
+      rt ??= await ModelRuntime.load(fx.dir);
+      const four = await rt.explain({ input, method: 'gradcam', targets: [t], metrics: { names: ['road_combined'], score: 'logit', roadPercentiles: [20, 40, 60, 80] } }, { evaluateMetrics: evaluator });
+      near(four.explanations[0].metrics!.road_combined, ref.logit.roadCombined20406080, 'ROAD 20/40/60/80');
     });
   });
 }

@@ -15,10 +15,10 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   metrics: ['errors', 'cam'],
   engine: ['errors', 'onnx', 'autodiff', 'cam', 'render'],
   inspect: ['errors', 'onnx', 'render', 'engine'],
-  api: ['errors', 'cam', 'render', 'engine', 'inspect'],
-  workers: ['errors', 'render', 'engine', 'inspect'],
-  http: ['errors', 'cam', 'render', 'engine', 'inspect', 'api', 'workers'],
-  cli: ['errors', 'cam', 'render', 'engine', 'inspect', 'api'],
+  api: ['errors', 'cam', 'metrics', 'render', 'engine', 'inspect'],
+  workers: ['errors', 'metrics', 'render', 'engine', 'inspect'],
+  http: ['errors', 'cam', 'metrics', 'render', 'engine', 'inspect', 'api', 'workers'],
+  cli: ['errors', 'cam', 'metrics', 'render', 'engine', 'inspect', 'api'],
 };
 
 /** Packages (and Node modules) that only some folders may use. */

@@ -31,8 +31,15 @@ const dropout: VjpRule = (ctx, [dy]) => {
   return [dy];
 };
 
-/** Relu: dx = dy where x > 0 (PyTorch's choice at x = 0: zero). */
-const relu = masked((ctx) => ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]));
+/**
+ * Relu: dx = dy where x > 0 (PyTorch's choice at x = 0: zero). Guided (guided backpropagation,
+ * Springenberg et al. 2015, as pytorch-grad-cam's GuidedBackpropReLU): dx = dy where x > 0 and dy > 0.
+ */
+const relu: VjpRule = (ctx, [dy]) => {
+  const positive = ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]);
+  if (ctx.relu !== 'guided') return [select(ctx, positive, dy!, 0)];
+  return [select(ctx, ctx.op('And', [positive, ctx.op('Greater', [dy!, scalar(ctx, 0)])]), dy!, 0)];
+};
 
 /** LeakyRelu: dx = dy ⊙ (x > 0 ? 1 : alpha). */
 const leakyRelu = scaled((ctx) => select(ctx, ctx.op('Greater', [x0(ctx), scalar(ctx, 0)]), 1, attrFloat(ctx.node, 'alpha', 0.01)));

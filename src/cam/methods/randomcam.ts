@@ -18,12 +18,16 @@ export function createRandomCam(seed = 0): CamMethod {
   };
 }
 
-/** The registry's instance: a fresh seed-0 stream per explanation, so a request is reproducible. */
+/** The registry's instance: a fresh stream from the request's seed (default 0) per map, so a request is reproducible. */
 export const randomcam: CamMethod = {
   name: 'randomcam',
   needs: 'activations',
-  weights: (l) => {
-    const next = mulberry32(0);
+  weights: (l, ctx) => {
+    if (ctx.draws) {
+      if (ctx.draws.length !== l.C) throw new RangeError(`randomcam: ${ctx.draws.length} drawn weights for ${l.C} channels`);
+      return Float32Array.from(ctx.draws);
+    }
+    const next = mulberry32(ctx.seed ?? 0);
     return Float32Array.from({ length: l.C }, () => 2 * next() - 1);
   },
 };

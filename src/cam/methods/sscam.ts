@@ -8,6 +8,9 @@ import { softmaxOfMean, torchcamMasks } from './torchcam-score.js';
 /** Noise added to mask k in sample s: H·W values. */
 export type MaskNoise = (sample: number, channel: number, size: number) => Float32Array;
 
+/** TorchCAM's default number of samples */
+export const SSCAM_SAMPLES = 35;
+
 export interface SscamOptions {
   /** TorchCAM's defaults: 35 samples, σ = 2 */
   samples?: number;
@@ -22,7 +25,6 @@ export interface SscamOptions {
  * w = softmax_k( (1/N) Σ_s [y_c(x ⊙ (M_k + δ_sk)) − y_c(x)] ); map = ReLU(Σ_k w_k A_k). N·C forward runs.
  */
 export function createSscam(opts: SscamOptions = {}): CamMethod {
-  const samples = opts.samples ?? 35;
   const std = opts.std ?? 2;
   return {
     name: 'sscam',
@@ -30,7 +32,13 @@ export function createSscam(opts: SscamOptions = {}): CamMethod {
     async weights(l, ctx) {
       const input = ctx.runner.input;
       const { height: H, width: W } = input;
-      const noise = opts.noise ?? gaussianNoise(std, 0);
+      // The request's draws [S, C, H, W] replay a library's noise (S samples); else seeded N(0, σ²).
+      const per = l.C * H * W;
+      if (ctx.draws && ctx.draws.length % per !== 0) throw new RangeError(`sscam: ${ctx.draws.length} drawn values are not samples of ${l.C}×${H}×${W}`);
+      const draws = ctx.draws;
+      const samples = draws ? draws.length / per : opts.samples ?? SSCAM_SAMPLES;
+      const noise: MaskNoise = opts.noise
+        ?? (draws ? (s, k) => draws.subarray((s * l.C + k) * H * W, (s * l.C + k + 1) * H * W) : gaussianNoise(std, ctx.seed ?? 0));
       const masks = torchcamMasks(l, H, W);
       const sums = new Float64Array(l.C);
       for (let s = 0; s < samples; s++) {

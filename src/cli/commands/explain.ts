@@ -1,12 +1,19 @@
 // camserve explain: one image, offline (no server): the predictions, and the overlay (or heat map, or the
-// raw maps as JSON) of the classes asked for, with the parameters of POST /cam.
+// raw maps as JSON) of the classes asked for, with the parameters of POST /cam (target kinds, metrics,
+// DFF's concepts included).
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CAM_PARAMETERS, camJson, collectParameters, parseCamParams, predictions, resolveLayers, resolveTargets, scoreFunction } from '../../api/index.js';
+import {
+  CAM_PARAMETERS, camJson, collectParameters, conceptClass, explainedClasses, explainRequest, finite, parseCamParams, predictions, resolveLayers, scoreFunction,
+} from '../../api/index.js';
 import { fitOf, topK } from '../../engine/index.js';
+import { evaluateMetrics, isMetricName, type MetricName } from '../../metrics/index.js';
 import { renderJob } from '../../render/index.js';
 import { UsageError, asParameters, imageInput, requireModel, withModel } from '../common.js';
+
+/** The CLI's MAX_TARGETS: offline, as many classes as the model has. */
+const CLI_MAX_TARGETS = Number.MAX_SAFE_INTEGER;
 
 export async function explainCommand(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -17,6 +24,9 @@ export async function explainCommand(args: string[]): Promise<void> {
       out: { type: 'string', short: 'o' }, heatmap: { type: 'boolean' }, alpha: { type: 'string' },
       colormap: { type: 'string' }, 'eigen-smooth': { type: 'boolean' }, 'aug-smooth': { type: 'boolean' },
       json: { type: 'boolean' },
+      'target-kind': { type: 'string' }, 'finer-comparison': { type: 'string' }, 'finer-alpha': { type: 'string' },
+      seed: { type: 'string' }, concepts: { type: 'string' }, metrics: { type: 'string' },
+      'road-percentiles': { type: 'string' }, 'metric-score': { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError('explain takes one image file');
@@ -24,44 +34,77 @@ export async function explainCommand(args: string[]): Promise<void> {
   const { out, json, heatmap } = values;
   const params = parseCamParams(collectParameters('camserve explain', CAM_PARAMETERS, asParameters(
     { method: values.method, target: values.target, topk: values.topk, layer: values.layer, alpha: values.alpha, colormap: values.colormap,
-      eigen_smooth: values['eigen-smooth'], aug_smooth: values['aug-smooth'], output: heatmap ? 'heatmap' : undefined },
+      eigen_smooth: values['eigen-smooth'], aug_smooth: values['aug-smooth'], output: heatmap ? 'heatmap' : json ? 'json' : undefined,
+      target_kind: values['target-kind'], finer_comparison: values['finer-comparison'], finer_alpha: values['finer-alpha'],
+      seed: values.seed, concepts: values.concepts, metrics: values.metrics,
+      road_percentiles: values['road-percentiles'], metric_score: values['metric-score'] },
   )));
 
   await withModel(model, async (rt) => {
     const { info } = rt;
-    const targets = params.target ? resolveTargets(params.target, info) : undefined;
+    // Offline every class may be explained at once, and files take any number of PNGs.
+    const targets = explainedClasses({ ...params, output: 'json' }, info, CLI_MAX_TARGETS);
     const layers = resolveLayers(params.layer, info);
     const { image, input } = await imageInput(rt, positionals[0]);
-    const result = await rt.explain({
-      input, method: params.method, targets, topk: params.topk, layers, eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth,
+    const result = await rt.explain(explainRequest(params, input, targets, layers, info), {
+      evaluateMetrics: (spec, subject) => evaluateMetrics({ ...spec, names: spec.names.filter(isMetricName) as MetricName[] }, subject),
     });
     const pred = predictions(result.logits, info);
     const top = topK(pred.scores, 5).map(pred.of);
     const name = (i: number) => info.manifest.labels?.[i] ?? String(i);
+    const f = result.factorization;
     if (json) {
-      process.stdout.write(`${JSON.stringify({
-        model: info.id, method: params.method, layers,
+      const common = {
+        model: info.id, method: params.method, layers: result.layers,
         image: { width: image.width, height: image.height },
         score_function: scoreFunction(info),
         predictions_from: info.runs.predictions,
         gradients: info.runs.gradients,
         predictions: top,
-        explanations: result.explanations.map((e) => ({ target: pred.of(e.target.index), cam: camJson(e.map) })),
-        timings_ms: result.timings,
-      })}\n`);
+      };
+      process.stdout.write(`${JSON.stringify(f
+        ? { ...common, concepts: f.concepts.map((c, i) => ({ index: i, classes: c.classes.map((k) => conceptClass(k, info)), cam: camJson(c.map) })), nmf_iterations: f.iterations, timings_ms: result.timings }
+        : {
+          ...common,
+          target_kind: result.targetKind,
+          explanations: result.explanations.map((e) => ({
+            target: pred.of(e.target.index), objective: finite(e.target.objective),
+            ...(e.category !== undefined ? { category: e.category } : {}),
+            cam: camJson(e.map),
+            ...(e.metrics ? { metrics: Object.fromEntries(Object.entries(e.metrics).map(([k, v]) => [k, finite(v)])) } : {}),
+          })),
+          timings_ms: result.timings,
+        })}\n`);
     } else {
       process.stdout.write(`${info.id}: top predictions\n`);
       for (const p of top) process.stdout.write(`  ${String(p.index).padStart(4)}  ${(p.score ?? NaN).toFixed(4)}  ${name(p.index)}\n`);
-      process.stdout.write(`${params.method} at ${layers.join(', ')}${info.runs.gradients !== 'model' ? ` (activations and gradients of the ${info.runs.gradients})` : ''}\n`);
+      process.stdout.write(`${params.method} at ${result.layers.join(', ')}${result.targetKind !== 'class' && !f ? ` (target_kind=${result.targetKind})` : ''}${info.runs.gradients !== 'model' ? ` (activations and gradients of the ${info.runs.gradients})` : ''}\n`);
+      for (const [i, c] of (f?.concepts ?? []).entries()) {
+        process.stdout.write(`  concept ${i}: ${c.classes.map((k) => `${name(k.index)} ${k.probability.toFixed(3)}`).join(', ')}\n`);
+      }
+      for (const e of result.explanations) {
+        if (!e.metrics) continue;
+        process.stdout.write(`  class ${e.target.index} metrics: ${Object.entries(e.metrics).map(([k, v]) => `${k} ${v.toPrecision(4)}`).join(', ')}\n`);
+      }
     }
     if (!out) return;
+    const input0 = { width: info.inputSize.width, height: info.inputSize.height };
+    if (f) {
+      const [png] = await renderJob({
+        kind: 'factorization', image: image.rgb, maps: f.concepts.map((c) => c.map), input: input0, resize: info.manifest.input.resize,
+        alpha: params.output === 'heatmap' ? 0 : params.alpha, colormap: params.colormap,
+      });
+      await writeFile(out, png);
+      if (!json) process.stdout.write(`  ${f.concepts.length} concepts → ${out}\n`);
+      return;
+    }
     const pngs = await renderJob({
       kind: params.output === 'heatmap' ? 'heatmap' : 'overlay', image: image.rgb, maps: result.explanations.map((e) => e.map),
-      input: { width: info.inputSize.width, height: info.inputSize.height }, resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha: params.alpha, colormap: params.colormap,
+      input: input0, resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha: params.alpha, colormap: params.colormap,
     });
     for (const [i, e] of result.explanations.entries()) {
       const ext = path.extname(out);
-      const file = result.explanations.length === 1 ? out : `${out.slice(0, out.length - ext.length)}-${e.target.index}${ext || '.png'}`;
+      const file = result.explanations.length === 1 ? out : `${out.slice(0, out.length - ext.length)}-${e.category ?? e.target.index}${ext || '.png'}`;
       await writeFile(file, pngs[i]);
       const p = pred.of(e.target.index);
       if (!json) process.stdout.write(`  class ${p.index} (${name(p.index)}, score ${(p.score ?? NaN).toFixed(4)}) → ${file}\n`);

@@ -6,7 +6,7 @@ import { StepProgress, toModelInput, type ExplainResult } from '../../engine/ind
 import { CamserveError, cancelled } from '../../errors/index.js';
 import type { AppContext } from '../context.js';
 import { requirePool } from '../context.js';
-import { camResultJson, decodeAt, explainRequest, planCam, renderJob, type CamPlan } from '../routes/cam.js';
+import { camResultJson, decodeAt, planCam, planRequest, resultPicture, type CamPlan } from '../routes/cam.js';
 import type { JobImageResult, JobSpec } from './types.js';
 
 export interface JobOutput {
@@ -58,7 +58,7 @@ export async function runJob(ctx: AppContext, spec: JobSpec, hooks: RunHooks): P
     timings.queue_ms = Math.max(0, wall - inWorker);
     ctx.metrics.inference.observe({ cam_method: params.method, model: info.id }, inWorker / 1000);
     const json = await camResultJson(ctx, plan, decoded, result, timings);
-    const [png] = await ctx.render(renderJob(params.output === 'heatmap' ? 'heatmap' : 'overlay', decoded, info, [result.explanations[0].map], params));
+    const [png] = await ctx.render(resultPicture(params.output === 'heatmap' ? 'heatmap' : 'overlay', decoded, info, result, params));
     results.push({ index, result: json, png_bytes: png.length });
     pngs.push(png);
     imagesDone++;
@@ -78,7 +78,7 @@ async function explainPolitely(
     const pool = requirePool(ctx);
     try {
       // The pool takes the input's buffer: give it a copy it may keep, in case of a retry.
-      return await pool.explain(model, explainRequest(plan, Float32Array.from(input)), { signal: hooks.signal, onProgress });
+      return await pool.explain(model, planRequest(plan, Float32Array.from(input)), { signal: hooks.signal, onProgress });
     } catch (e) {
       if (!(e instanceof CamserveError) || e.code !== 'overloaded' || hooks.signal.aborted) throw e;
       await sleep(wait, hooks.signal);

@@ -3,7 +3,10 @@
 // and answers PNG or JSON. Several images (a batch) are answered as JSON, one result per image, and run as
 // one queued job: in one forward pass where the model takes batches.
 import type { IRouter, Request, Response } from 'express';
-import { CAM_PARAMETERS, camJson, collectParameters, explainedClasses, parseCamParams, predictions, resolveLayers, scoreFunction, timeoutMs, type CamParams, type Params } from '../../api/index.js';
+import {
+  CAM_PARAMETERS, camJson, collectParameters, conceptClass, explainedClasses, explainRequest, finite, parseCamParams, predictions, resolveLayers,
+  scoreFunction, timeoutMs, type CamParams, type Params,
+} from '../../api/index.js';
 import { fitOf, toModelInput, topK, type DecodedImage, type ExplainRequest, type ExplainResult, type ModelInfo } from '../../engine/index.js';
 import { CamserveError, badParameter } from '../../errors/index.js';
 import type { CamMap, RenderJob } from '../../render/index.js';
@@ -22,11 +25,30 @@ function serverTiming(timings: Record<string, number>): string {
   return Object.entries(timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${round(v)}`).join(', ');
 }
 
-export function renderJob(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: Pick<CamParams, 'alpha' | 'colormap'>): RenderJob {
+export function renderJob(
+  kind: RenderJob['kind'], decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: Pick<CamParams, 'alpha' | 'colormap'>, alpha = params.alpha,
+): RenderJob {
   return {
     kind, image: decoded.rgb, maps, input: { width: info.inputSize.width, height: info.inputSize.height },
-    resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha: params.alpha, colormap: params.colormap,
+    resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha, colormap: params.colormap,
   };
+}
+
+/**
+ * The picture of a result as a PNG answer shows it: the overlay or heat map of its first explanation, or
+ * DFF's concepts (each in its own colour; `heatmap`: the colours alone).
+ */
+export function resultPicture(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, result: ExplainResult, params: Pick<CamParams, 'alpha' | 'colormap'>): RenderJob {
+  if (result.factorization) {
+    const maps = result.factorization.concepts.map((c) => c.map);
+    return renderJob('factorization', decoded, info, maps, params, kind === 'heatmap' ? 0 : params.alpha);
+  }
+  return renderJob(kind, decoded, info, [result.explanations[0].map], params);
+}
+
+/** `X-Camserve-Metric-<name>` headers of a PNG answer. */
+function metricHeaders(res: Response, metrics: Record<string, number> | undefined): void {
+  for (const [name, v] of Object.entries(metrics ?? {})) res.setHeader(`X-Camserve-Metric-${name}`, String(finite(v)));
 }
 
 /** An explanation's parameters checked against the model: what the pool is asked. */
@@ -46,9 +68,8 @@ export function planCam(ctx: AppContext, pool: ServicePool, raw: Params, preferJ
   return { params, info, targets, layers };
 }
 
-export function explainRequest(plan: CamPlan, input: Float32Array): ExplainRequest {
-  const { params, targets, layers } = plan;
-  return { input, method: params.method, targets, topk: params.topk, layers, eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth };
+export function planRequest(plan: CamPlan, input: Float32Array): ExplainRequest {
+  return explainRequest(plan.params, input, plan.targets, plan.layers, plan.info);
 }
 
 /** Decodes an image of a request; in a batch a failure names the image (`index`). */
@@ -65,27 +86,47 @@ export async function decodeAt(ctx: AppContext, bytes: Buffer | undefined, index
 export async function camResultJson(
   ctx: AppContext, plan: CamPlan, decoded: DecodedImage, result: ExplainResult, timings: Record<string, number>,
 ): Promise<Record<string, unknown>> {
-  const { params, info, layers } = plan;
+  const { params, info } = plan;
   const pred = predictions(result.logits, info);
-  const t = performance.now();
-  const pngs = params.includePng ? await ctx.render(renderJob('overlay', decoded, info, result.explanations.map((e) => e.map), params)) : [];
-  if (params.includePng) timings.render_ms = performance.now() - t;
-  const explanations = result.explanations.map((e, i) => ({
-    target: pred.of(e.target.index),
-    cam: camJson(e.map),
-    ...(e.layers.length > 1 ? { layers: e.layers.map((l) => ({ layer: l.layer, cam: camJson(l.map) })) } : {}),
-    ...(params.includePng ? { png: pngs[i].toString('base64') } : {}),
-  }));
-  return {
+  const top = {
     model: info.id,
     method: params.method,
-    layers,
+    layers: result.layers,
     image: { width: decoded.width, height: decoded.height },
     score_function: scoreFunction(info),
     // Which model predicted, and which gave the activations and gradients (a quantized model's float twin).
     predictions_from: info.runs.predictions,
     gradients: info.runs.gradients,
     predictions: topK(pred.scores, 5).map(pred.of),
+  };
+  const t = performance.now();
+  if (result.factorization) {
+    // DFF: each concept's map and classes (and with include_png the one picture of them all).
+    const f = result.factorization;
+    const [png] = params.includePng ? await ctx.render(resultPicture('overlay', decoded, info, result, params)) : [];
+    if (params.includePng) timings.render_ms = performance.now() - t;
+    return {
+      ...top,
+      concepts: f.concepts.map((c, i) => ({ index: i, classes: c.classes.map((k) => conceptClass(k, info)), cam: camJson(c.map) })),
+      nmf_iterations: f.iterations,
+      ...(png ? { png: png.toString('base64') } : {}),
+      timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
+    };
+  }
+  const pngs = params.includePng ? await ctx.render(renderJob('overlay', decoded, info, result.explanations.map((e) => e.map), params)) : [];
+  if (params.includePng) timings.render_ms = performance.now() - t;
+  const explanations = result.explanations.map((e, i) => ({
+    target: pred.of(e.target.index),
+    objective: finite(e.target.objective),
+    ...(e.category !== undefined ? { category: e.category } : {}),
+    cam: camJson(e.map),
+    ...(e.metrics ? { metrics: Object.fromEntries(Object.entries(e.metrics).map(([k, v]) => [k, finite(v)])) } : {}),
+    ...(e.layers.length > 1 ? { layers: e.layers.map((l) => ({ layer: l.layer, cam: camJson(l.map) })) } : {}),
+    ...(params.includePng ? { png: pngs[i].toString('base64') } : {}),
+  }));
+  return {
+    ...top,
+    target_kind: result.targetKind,
     explanations,
     timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
   };
@@ -126,7 +167,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     if (gone.aborted) return;
 
     t = performance.now();
-    const result: ExplainResult = await pool.explain(info.id, explainRequest(plan, input), { signal, client: clientOf(req, res), reservation });
+    const result: ExplainResult = await pool.explain(info.id, planRequest(plan, input), { signal, client: clientOf(req, res), reservation });
     const wall = performance.now() - t;
     const inWorker = Object.values(result.timings).reduce((a, b) => a + b, 0);
     Object.assign(timings, result.timings);
@@ -136,18 +177,24 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     if (gone.aborted) return;
 
     if (params.output !== 'json') {
-      const pred = predictions(result.logits, info);
-      const first = result.explanations[0];
       t = performance.now();
-      const [png] = await ctx.render(renderJob(params.output, decoded, info, [first.map], params));
+      const [png] = await ctx.render(resultPicture(params.output, decoded, info, result, params));
       timings.render_ms = performance.now() - t;
       timings.total_ms = performance.now() - t0;
-      const p = pred.of(first.target.index);
       res.setHeader('X-Camserve-Model', info.id);
       res.setHeader('X-Camserve-Method', params.method);
-      res.setHeader('X-Camserve-Class-Index', String(p.index));
-      if (p.label !== null) res.setHeader('X-Camserve-Class-Label', encodeURIComponent(p.label));
-      res.setHeader('X-Camserve-Class-Score', String(p.score));
+      if (result.factorization) {
+        res.setHeader('X-Camserve-Concepts', String(result.factorization.concepts.length));
+      } else {
+        const first = result.explanations[0];
+        const p = predictions(result.logits, info).of(first.target.index);
+        res.setHeader('X-Camserve-Class-Index', String(p.index));
+        if (p.label !== null) res.setHeader('X-Camserve-Class-Label', encodeURIComponent(p.label));
+        res.setHeader('X-Camserve-Class-Score', String(p.score));
+        res.setHeader('X-Camserve-Target-Kind', result.targetKind);
+        if (first.category !== undefined) res.setHeader('X-Camserve-Category', String(first.category));
+        metricHeaders(res, first.metrics);
+      }
       res.setHeader('Server-Timing', serverTiming(timings));
       res.type('image/png').send(png);
       return;
@@ -181,7 +228,7 @@ async function camBatch(
   if (r.gone.aborted) return;
 
   t = performance.now();
-  const reqs = inputs.map((x) => explainRequest(plan, x));
+  const reqs = inputs.map((x) => planRequest(plan, x));
   const opts = { signal: r.signal, client: clientOf(r.req, r.res), reservation: r.reservation };
   let results: ExplainResult[];
   if (pool.explainBatch) {
@@ -205,7 +252,7 @@ async function camBatch(
   timings.total_ms = performance.now() - r.t0;
   r.res.setHeader('Server-Timing', serverTiming(timings));
   r.res.json({
-    model: info.id, method: params.method, layers: plan.layers, count: out.length, results: out,
+    model: info.id, method: params.method, layers: results[0].layers, count: out.length, results: out,
     timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
   });
 }

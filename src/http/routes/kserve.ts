@@ -13,7 +13,7 @@ import type { Reservation } from '../../workers/index.js';
 import { clientOf, isLongWork } from '../access.js';
 import { admit, clientGone, findModel, jobSignal, requirePool, routeLabel, type AppContext, type ServicePool } from '../context.js';
 import { base64Image, readUpload, type Upload } from '../upload.js';
-import { camResultJson, decodeAt, explainRequest, planCam } from './cam.js';
+import { camResultJson, decodeAt, planCam, planRequest } from './cam.js';
 
 /** The app's 405 table takes /v1/models; the {name} paths, whose last segment may carry a verb, answer their own 405s. */
 export const KSERVE_ROUTES: Record<string, string[]> = { '/v1/models': ['GET', 'HEAD'] };
@@ -159,7 +159,7 @@ async function explainOne(ctx: AppContext, pool: ServicePool, model: string, byt
   const input = await toModelInput(decoded.rgb, plan.info);
   timings.preprocess_ms = performance.now() - t;
   const signal = jobSignal(c.gone, c.t0, timeoutMs(c.p, ctx.config.maxTimeoutMs));
-  const result = await pool.explain(model, explainRequest(plan, input), { signal, client: clientOf(c.req, c.res), reservation: c.reservation });
+  const result = await pool.explain(model, planRequest(plan, input), { signal, client: clientOf(c.req, c.res), reservation: c.reservation });
   Object.assign(timings, result.timings);
   return camResultJson(ctx, plan, decoded, result, timings);
 }
