@@ -63,6 +63,13 @@ export interface RuntimeOptions extends SessionOptions {
    * model is explained as it is: its maps dequantized, gradient-free methods only.
    */
   twin?: boolean;
+  /**
+   * Make a fixed input batch of 1 (a torch.onnx export without dynamic_axes) symbolic where the graph
+   * allows it, checked by running, so that Score-CAM and the other many-run methods run in batches of
+   * `batchSize` (default true). With false such a model runs one image at a time. A fixed batch > 1 is
+   * always handled.
+   */
+  symbolicBatch?: boolean;
   /** ids are folder names; default: the folder's name */
   id?: string;
   batchSize?: number;
@@ -210,14 +217,16 @@ export class ModelRuntime {
     if (channels !== ch) throw new ModelError(`${file}: the model takes ${channels} channels but model.json says ${manifest.input.channels}`, { field: 'input.channels' });
     const inputDims = nhwc ? [1, height, width, channels] : [1, channels, height, width];
 
-    // A fixed batch > 1: symbolic where the graph allows, else the image as row 0 of a zero batch.
-    let batch: BatchHandling = typeof rawDims[0] === 'number' && rawDims[0] > 0
-      ? { mode: 'one', size: rawDims[0], note: `the input batch is ${rawDims[0]}` }
+    // A fixed batch > 1: symbolic where the graph allows, else the image as row 0 of a zero batch. A fixed
+    // batch of 1: symbolic where the graph allows (Score-CAM's runs in batches), else one image per run.
+    const fixedSize = typeof rawDims[0] === 'number' && rawDims[0] > 0 ? rawDims[0] : undefined;
+    let batch: BatchHandling = fixedSize !== undefined
+      ? { mode: 'one', size: fixedSize, note: `the input batch is ${fixedSize}` }
       : { mode: 'dynamic', note: 'the input batch is symbolic' };
     let logits = findLogits(model, manifest.output);
-    if (batch.size !== undefined && batch.size > 1) {
+    if (fixedSize !== undefined && (fixedSize > 1 || options.symbolicBatch !== false)) {
       batch = await handleFixedBatch(model, inputDims.slice(1), logits, options);
-      model = await OnnxModel.fromBytes(batch.bytes!, file);
+      if (batch.bytes) model = await OnnxModel.fromBytes(batch.bytes, file);
     }
     const rows = batch.mode === 'zero-batch' ? batch.size : undefined;
     const inputName = model.inputs[0].name;
@@ -255,7 +264,9 @@ export class ModelRuntime {
     }
     const quantized = twin?.kind === 'float twin';
     // The quantized model itself predicts (a model whose batch was rewritten would need the rewrite too).
-    const predictor = quantized && batch.mode !== 'zero-batch' && batch.mode !== 'symbolic' && batch.mode !== 'symbolic-one' ? source : undefined;
+    // (A fixed batch of 1 made symbolic: the original takes one image as it is.)
+    const rewritten = batch.bytes !== undefined && (batch.size ?? 1) > 1;
+    const predictor = quantized && !rewritten ? source : undefined;
     const info: ModelInfo = {
       id: options.id ?? path.basename(isDir ? path.resolve(location) : dir),
       file: path.resolve(file), opset: model.opset, inputName, inputDims,
