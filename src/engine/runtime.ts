@@ -6,8 +6,8 @@ import * as ort from 'onnxruntime-node';
 import { buildGradientPatch } from '../autodiff/index.js';
 import { ExplainError, ModelError } from '../errors/index.js';
 import {
-  type BatchHandling, type BatchMode, buildFloatTwin, type FloatTwin, modelPrecision, type CandidateLayer, containedFile, createSession, extractHead, findLayers, findLogits, handleFixedBatch, type HeadGraph, type LinearHead,
-  foldShapeArithmetic, matchLinearHead, nodesOnPath, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, spliceViews, type TensorInfo, type TwinKind, type ViewSpec, viewName,
+  type BatchHandling, type BatchMode, buildFloatTwin, type FloatTwin, modelPrecision, type CandidateLayer, containedFile, createSession, extractHead, findLayers, findLogits, handleFixedBatch, type HeadGraph, type LinearGradient, type LinearHead,
+  foldShapeArithmetic, matchLinearGradient, matchLinearHead, nodesOnPath, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, spliceViews, type TensorInfo, type TwinKind, type ViewSpec, viewName,
 } from '../onnx/index.js';
 import { explainBatch, type BatchOptions } from './batch.js';
 import { explain, type ExplainOptions, type ExplainRequest, type ExplainResult } from './explain.js';
@@ -76,6 +76,12 @@ export interface RuntimeOptions extends SessionOptions {
   maxLayerSets?: number;
   batchMs?: number;
   /**
+   * Gradients of a global-average-pool → linear head (a ResNet's, a MobileNet's) from the classifier's
+   * weights, ∂z_j/∂A = α·W[j, :] / (h·w) at every position, instead of the head's backward run (default
+   * true). With false every gradient comes from the head's backward pass (for measurements and checks).
+   */
+  linearShortcut?: boolean;
+  /**
    * Session options of the heads (with their backward pass; forward only for Ablation-CAM), over the
    * rest. Default: the same, but with intra-op threads that do not spin: a head runs between two trunk
    * runs, and spinning threads of the one take a core from the other (measured: explanations twice as
@@ -135,6 +141,8 @@ export interface LayerSet {
   /** the sub-graph after the layers (analysed once; encoded for each head session that needs it) */
   graph: HeadGraph;
   head?: Promise<HeadRun>;
+  /** every layer's gradient from its GAP → linear head (undefined: some layer's head is not one) */
+  linear?: Promise<Record<string, LinearGradient> | undefined>;
   headForward?: Promise<HeadForward>;
   /** the head's backward differentiated once more, by layer (ShapleyCAM's H·A) */
   hessian?: Map<string, Promise<HessianRun>>;
@@ -422,6 +430,25 @@ export class ModelRuntime {
       return { session, seed: grad.seed, gradients: grad.gradients, inputs: set.graph.inputs.filter((i) => pruned.inputs.has(i)), perSeed };
     })();
     return set.head;
+  }
+
+  /**
+   * The gradients of the set's layers in closed form, where every layer's head is exactly global average
+   * pooling → one linear layer → the logits (matchLinearGradient) and the engine's option allows it;
+   * undefined otherwise (the head's backward run gives them). Matched once per set.
+   */
+  linearGradients(set: LayerSet): Promise<Record<string, LinearGradient> | undefined> {
+    set.linear ??= (async () => {
+      if (this.options.linearShortcut === false || this.info.batch.mode === 'zero-batch') return undefined;
+      const out: Record<string, LinearGradient> = {};
+      for (const layer of set.layers) {
+        const g = await matchLinearGradient(this.model, this.shapes, layer, this.info.logits);
+        if (!g) return undefined;
+        out[layer] = g;
+      }
+      return out;
+    })();
+    return set.linear;
   }
 
   /** H·A for `layer` of the set: the head's backward pass differentiated once more (built once). */
