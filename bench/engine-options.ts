@@ -1,8 +1,8 @@
 // Engine options measured side by side in one process (`npm run bench:options`): a fixed batch of 1 made
 // symbolic (Score-CAM's runs in batches) against kept (one image per run), and the GAP → linear gradient
 // shortcut against the head's backward run. Each pair of runtimes loads the same model; their runs alternate.
-// Flags: --models a,b --what scorecam,gradcam --runs N (gradcam, in 5 rounds of blocks; default 25; 0: none
-// after Score-CAM) --scorecam-runs N (default 1) --threads T (default 2).
+// Flags: --models a,b --what scorecam,batch,gradcam (batch: gradcam with the batch kept vs made symbolic)
+// --runs N (gradcam, in 5 rounds of blocks; default 25) --scorecam-runs N (default 1) --threads T (default 2).
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,7 +13,7 @@ import { BENCH_MODELS, median } from './engine.js';
 const { values } = parseArgs({
   options: {
     models: { type: 'string', default: 'resnet18' },
-    what: { type: 'string', default: 'scorecam,gradcam' },
+    what: { type: 'string', default: 'scorecam,batch,gradcam' },
     runs: { type: 'string', default: '25' },
     'scorecam-runs': { type: 'string', default: '1' },
     threads: { type: 'string', default: '2' },
@@ -70,12 +70,12 @@ const stageText = (s: Record<string, number>) => Object.entries(s).map(([k, v]) 
 console.log(`- date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores; Node ${process.version}; ${threads} intra-op threads`);
 for (const name of values.models!.split(',')) {
   const dir = path.join(BENCH_MODELS, name);
-  if (what.includes('scorecam')) {
+  if (what.includes('scorecam') || what.includes('batch')) {
     const rts = await pair(dir, { symbolicBatch: false }, {});
     const C = rts[0].tensorDims(rts[0].info.defaultLayer)![1];
-    const [kept, sym] = await alternate(rts, 'scorecam', Number(values['scorecam-runs']), 1, 0);
-    console.log(`| ${name} | scorecam (${C} channels), median of ${kept.n} | one image per run (batch kept at 1): ${range(kept)} | batches of ≤ ${rts[1].batchSize} (${rts[1].info.batch.mode}): ${range(sym)} | ${(kept.ms / sym.ms).toFixed(2)}× |`);
-    if (runs > 0) {
+    const [kept, sym] = what.includes('scorecam') ? await alternate(rts, 'scorecam', Number(values['scorecam-runs']), 1, 0) : [];
+    if (kept && sym) console.log(`| ${name} | scorecam (${C} channels), median of ${kept.n} | one image per run (batch kept at 1): ${range(kept)} | batches of ≤ ${rts[1].batchSize} (${rts[1].info.batch.mode}): ${range(sym)} | ${(kept.ms / sym.ms).toFixed(2)}× |`);
+    if (what.includes('batch') && runs > 0) {
       const [g0, g1] = await alternate(rts, 'gradcam', 5, Math.ceil(runs / 5), 3);
       console.log(`| ${name} | gradcam, median of ${g0.n} | batch kept at 1: ${range(g0)} (${stageText(g0.stages)}) | made symbolic: ${range(g1)} (${stageText(g1.stages)}) | ${(g0.ms / g1.ms).toFixed(2)}× |`);
     }
