@@ -8,8 +8,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ModelRuntime } from '../../src/engine/runtime.js';
 import type { ExplainRequest } from '../../src/engine/explain.js';
-import { decodeModel, encodeModel } from '../../src/onnx/proto.js';
+import { floatTensor, int, int64Tensor, ints, makeNode } from '../../src/onnx/builder.js';
+import { decodeModel, encodeModel, type NodeProto, type TensorProto } from '../../src/onnx/proto.js';
+import { uniform } from '../helpers/fd.js';
 import { FIXTURES, readF32, relError } from '../helpers/fixtures.js';
+import { buildModelBytes } from '../helpers/graph.js';
 import { someInput } from '../helpers/models.js';
 
 /** A copy of a fixture model whose input's batch axis is symbolic ("N"): a model exported with dynamic_axes. */
@@ -92,5 +95,57 @@ describe('a batch of 1 that cannot be made symbolic', () => {
     assert.match(rt.info.batch.note, /^the input batch is 1 and cannot be made symbolic \(Concat node "\/Concat": .+\); runs go one image at a time$/);
     const r = await explainCounting(rt, { input: someInput(rt), method: 'scorecam' });
     assert.equal(r.batches, r.runs);
+  });
+});
+
+/** A built model with input [1, 3, 8, 8]: Conv 3→4 → Add of a bias made [1, −1, 1, 1] by a Reshape → Relu ("feat") → `head` → "logits". */
+function builtModel(head: NodeProto[], inits: TensorProto[] = []): string {
+  const bytes = buildModelBytes({
+    nodes: [
+      makeNode('Conv', ['input', 'cw'], ['conv'], { pads: ints([1, 1, 1, 1]) }),
+      makeNode('Reshape', ['bias', 'bias_shape'], ['bias4']),
+      makeNode('Add', ['conv', 'bias4'], ['biased']),
+      makeNode('Relu', ['biased'], ['feat']),
+      ...head,
+    ],
+    inputs: [{ name: 'input', dims: [1, 3, 8, 8] }],
+    outputs: ['logits'],
+    initializers: [
+      floatTensor('cw', [4, 3, 3, 3], uniform(108, 11)), floatTensor('bias', [4], uniform(4, 12)), int64Tensor('bias_shape', [4], [1, -1, 1, 1]),
+      floatTensor('W', [5, 256], uniform(5 * 256, 13)), ...inits,
+    ],
+  });
+  const dir = mkdtempSync(path.join(tmpdir(), 'camserve-batch1-'));
+  writeFileSync(path.join(dir, 'model.onnx'), bytes);
+  return dir;
+}
+
+describe('built models', () => {
+  test('x.view(1, −1) before the classifier: rewritten to copy the batch (the bias\'s [1, −1, 1, 1] left alone); Score-CAM batched, same map', async () => {
+    const dir = builtModel([
+      makeNode('Reshape', ['feat', 'flat'], ['f']),
+      makeNode('Gemm', ['f', 'W'], ['logits'], { transB: int(1) }),
+    ], [int64Tensor('flat', [2], [1, -1])]);
+    const rt = await load(dir, { batchSize: 8 });
+    assert.equal(rt.info.batch.mode, 'symbolic');
+    assert.match(rt.info.batch.note, /1 Reshape target shape made to copy the batch/);
+    const kept = await load(dir, { symbolicBatch: false });
+    const x = uniform(3 * 64, 3);
+    const a = await explainCounting(rt, { input: x, method: 'scorecam', layers: ['feat'] });
+    const b = await explainCounting(kept, { input: x, method: 'scorecam', layers: ['feat'] });
+    assert.deepEqual([a.runs, a.batches, b.batches], [4, 1, 4]);
+    assert.ok(relError(a.map, b.map) <= 1e-5);
+  });
+
+  test('channels reshaped into rows (a hard-coded [4, 64]): kept at batch 1, the Reshape named', async () => {
+    const dir = builtModel([
+      makeNode('Reshape', ['feat', 'rows'], ['r']),
+      makeNode('ReduceMean', ['r'], ['m'], { axes: ints([0]), keepdims: int(1) }),
+      makeNode('Gemm', ['m', 'W64'], ['logits'], { transB: int(1) }),
+    ], [int64Tensor('rows', [2], [4, 64]), floatTensor('W64', [5, 64], uniform(5 * 64, 14))]);
+    const rt = await load(dir);
+    assert.equal(rt.info.batch.mode, 'one');
+    assert.equal(rt.dynamicBatch, false);
+    assert.match(rt.info.batch.note, /^the input batch is 1 and cannot be made symbolic \(Reshape node "r": .+\); runs go one image at a time$/);
   });
 });
