@@ -42,6 +42,12 @@ export type PictureFormat = (typeof PICTURE_FORMATS)[number];
 /** Quality of WebP and JPEG pictures unless one is given (sharp's default for both). */
 export const DEFAULT_QUALITY = 80;
 
+/**
+ * libwebp's effort (0..6) for WebP pictures: 0, the fastest. Measured on the benchmark's 640×480 image
+ * (bench:render): about 15 ms for 9.9 KiB at effort 0 against 60 ms for 8.6 KiB at sharp's default 4.
+ */
+export const WEBP_EFFORT = 0;
+
 /** The media type of a picture format. */
 export function pictureType(format: PictureFormat): string {
   return `image/${format}`;
@@ -77,7 +83,7 @@ export async function encodeRgb(rgb: Uint8Array, width: number, height: number, 
     return level === 0 ? img.png({ compressionLevel: 0 }).toBuffer() : encodePngRgb(rgb, width, height, level);
   }
   const quality = checkQuality(encoding.quality);
-  if (format === 'webp') return img.webp({ quality }).toBuffer();
+  if (format === 'webp') return img.webp({ quality, effort: WEBP_EFFORT }).toBuffer();
   if (format === 'jpeg') return img.jpeg({ quality }).toBuffer();
   throw new RangeError(`encodeRgb: unknown format ${String(format)}`);
 }
