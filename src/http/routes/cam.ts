@@ -88,7 +88,11 @@ export function planRequest(plan: CamPlan, input: Float32Array): ExplainRequest 
 export async function decodeAt(
   ctx: AppContext, bytes: Buffer | undefined, index: number | undefined, sizing?: { plan: CamPlan; picture: boolean },
 ): Promise<DecodedImage> {
-  const side = sizing && ((h: Parameters<typeof decodeSide>[0]) => decodeSide(h, { picture: sizing.picture, maxSide: sizing.plan.params.maxSide }, sizing.plan.info, ctx.config.maxImageSide));
+  // Only max_side can make the decode smaller (decodeSide); without it the header is not read twice.
+  const maxSide = sizing?.plan.params.maxSide;
+  const side = sizing && maxSide !== undefined
+    ? (h: Parameters<typeof decodeSide>[0]) => decodeSide(h, { picture: sizing.picture, maxSide }, sizing.plan.info, ctx.config.maxImageSide)
+    : undefined;
   try {
     return await decodeUpload(bytes, ctx.config, side);
   } catch (e) {
