@@ -286,7 +286,7 @@ export function parseCamParams(p: Params, preferJson = false, maxImageSide = MAX
   const maxSide = int(p, 'max_side', MIN_MAX_SIDE, maxImageSide);
   const format = oneOf(p, 'format', PICTURE_FORMATS, 'png');
   if (format !== 'png' && output === 'json') {
-    throw badParameter('format', ['png'], format, `format sets the picture of an image answer (output=overlay or heatmap); the pictures of a JSON answer (include_png) are PNG`);
+    throw badParameter('format', ['png'], format, 'format sets the picture of an image answer (output=overlay or heatmap); the pictures of JSON answers (include_png), of jobs and of KServe are PNG');
   }
   const pngCompression = int(p, 'png_compression', 0, 9);
   if (pngCompression !== undefined && format !== 'png') throw badParameter('png_compression', 'only with format=png', p.get('png_compression'), `png_compression is the zlib level of PNG pictures; format is ${format}`);
