@@ -64,11 +64,11 @@ async function procStatus(pid: number): Promise<{ hwmMiB: number; rssMiB: number
 }
 
 /** Starts the built server on the given models; resolves once /readyz answers 200. */
-export async function startBenchServer(models: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<ServerHandle> {
+export async function startBenchServer(models: string[], env: Record<string, string> = {}, nodeArgs: string[] = [], entry = path.resolve('dist/src/http/main.js')): Promise<ServerHandle> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-bench-'));
   for (const m of models) await symlink(path.join(BENCH_MODELS, m), path.join(dir, m));
   const port = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, path.resolve('dist/src/http/main.js')], {
+  const child = spawn(process.execPath, [...nodeArgs, entry], {
     env: { ...process.env, MODELS_DIR: dir, PORT: String(port), HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

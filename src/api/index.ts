@@ -2,3 +2,4 @@
 // so that the same parameter means the same thing, and the same result reads the same, in both.
 export * from './params.js';
 export * from './answers.js';
+export * from './decode.js';

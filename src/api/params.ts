@@ -6,7 +6,7 @@ import { findCandidate, type ExplainRequest, type ModelInfo } from '../engine/in
 import { badParameter } from '../errors/index.js';
 import { GRAPH_COLLAPSE, HISTOGRAM_DEFAULTS, type ChannelSelection, type GraphOptions, type GridOptions } from '../inspect/index.js';
 import { METRIC_NAMES, METRIC_SCORES, isMetricName, type MetricName, type MetricScore } from '../metrics/index.js';
-import { COLORMAP_NAMES, isColormapName, type ColormapName } from '../render/index.js';
+import { COLORMAP_NAMES, DEFAULT_COMPRESSION_LEVEL, PICTURE_FORMATS, isColormapName, type ColormapName, type PictureFormat } from '../render/index.js';
 
 /** A request's parameters by name: present and non-empty values only. */
 export type Params = ReadonlyMap<string, string>;
@@ -161,7 +161,13 @@ export const CAM_PARAMETERS = [
   'model', 'method', 'target', 'topk', 'layer', 'output', 'alpha', 'colormap',
   'eigen_smooth', 'aug_smooth', 'include_png', 'timeout_ms',
   'target_kind', 'finer_comparison', 'finer_alpha', 'seed', 'concepts', 'metrics', 'road_percentiles', 'metric_score',
+  'max_side', 'format', 'png_compression', 'quality',
 ] as const;
+
+/** Smallest `max_side`; the largest is the server's MAX_IMAGE_SIDE (the CLI's: {@link MAX_SIDE_LIMIT}). */
+export const MIN_MAX_SIDE = 16;
+/** Largest `max_side` where no server cap is given (MAX_IMAGE_SIDE's own upper bound). */
+export const MAX_SIDE_LIMIT = 16384;
 
 /** Most comparison classes of Finer-CAM, concepts of DFF. */
 export const MAX_FINER_COMPARISON = 16;
@@ -195,10 +201,21 @@ export interface CamParams {
   metrics?: MetricName[];
   roadPercentiles?: number[];
   metricScore?: MetricScore;
+  /** the pictures' longer side at most this (aspect kept, never enlarged); default the image's (capped) size */
+  maxSide?: number;
+  /** the format of an image answer (output overlay or heatmap); pictures inside JSON are PNG */
+  format: PictureFormat;
+  /** zlib level of PNG pictures, 0..9 */
+  pngCompression: number;
+  /** WebP / JPEG quality, 1..100 (default the renderer's) */
+  quality?: number;
 }
 
-/** Checks every explanation parameter that does not depend on the model. `preferJson`: the Accept header asks for JSON. */
-export function parseCamParams(p: Params, preferJson = false): CamParams {
+/**
+ * Checks every explanation parameter that does not depend on the model. `preferJson`: the Accept header asks
+ * for JSON; `maxImageSide`: the largest `max_side` (the server's MAX_IMAGE_SIDE).
+ */
+export function parseCamParams(p: Params, preferJson = false, maxImageSide = MAX_SIDE_LIMIT): CamParams {
   const method = p.get('method') ?? 'gradcam';
   if (!isMethodName(method)) throw badParameter('method', [...METHOD_NAMES], method, `unknown method "${method}"`);
   const output = oneOf(p, 'output', OUTPUTS, preferJson ? 'json' : 'overlay');
@@ -265,7 +282,18 @@ export function parseCamParams(p: Params, preferJson = false): CamParams {
     if (!metrics) throw badParameter('metric_score', 'only with metrics', metricScore, 'metric_score says what the metrics compare; no metrics were asked for');
     oneOf(p, 'metric_score', METRIC_SCORES, 'softmax');
   }
+  // The pictures: size and encoding.
+  const maxSide = int(p, 'max_side', MIN_MAX_SIDE, maxImageSide);
+  const format = oneOf(p, 'format', PICTURE_FORMATS, 'png');
+  if (format !== 'png' && output === 'json') {
+    throw badParameter('format', ['png'], format, 'format sets the picture of an image answer (output=overlay or heatmap); the pictures of JSON answers (include_png), of jobs and of KServe are PNG');
+  }
+  const pngCompression = int(p, 'png_compression', 0, 9);
+  if (pngCompression !== undefined && format !== 'png') throw badParameter('png_compression', 'only with format=png', p.get('png_compression'), `png_compression is the zlib level of PNG pictures; format is ${format}`);
+  const quality = int(p, 'quality', 1, 100);
+  if (quality !== undefined && format === 'png') throw badParameter('quality', 'only with format=webp or jpeg', p.get('quality'), 'quality sets WebP and JPEG pictures; PNG is lossless (png_compression sets its zlib level)');
   return {
+    maxSide, format, pngCompression: pngCompression ?? DEFAULT_COMPRESSION_LEVEL, quality,
     model: p.get('model'), method, target, topk, layer, output, alpha, colormap, eigenSmooth, augSmooth, includePng,
     targetKind, finer, seed, concepts,
     metrics: metrics as MetricName[] | undefined, roadPercentiles: percentiles?.map(Number), metricScore: metricScore as MetricScore | undefined,

@@ -60,10 +60,10 @@ export async function buildInputBackward(rt: ModelRuntime, relu: 'plain' | 'guid
  * G does not depend on A through floating-point tensors (pooling → linear heads, max-pooling's routing
  * alone), H = 0 and no session is built.
  */
-export async function buildHessianRun(rt: ModelRuntime, set: LayerSet, layer: string, options: SessionOptions): Promise<HessianRun> {
+export async function buildHessianRun(rt: ModelRuntime, set: LayerSet, layer: string, options: SessionOptions, perSeed = false): Promise<HessianRun> {
   try {
-    const headModel = await OnnxModel.fromBytes(set.graph.encode(), rt.model.file);
-    const first = await buildGradientPatch(headModel, rt.tensorInfos(), { targets: set.layers, output: rt.info.logits });
+    const headModel = await rt.headModel(set);
+    const first = await buildGradientPatch(headModel, rt.tensorInfos(), { targets: set.layers, output: rt.info.logits, perSeed });
     const g = first.gradients[layer];
     const once = await OnnxModel.fromBytes(pruneToOutputs(headModel.withPatch(first.patch), [g]).bytes, rt.model.file);
     // A backward pass that does not read A (a pooling → linear head): G is constant, H·v = 0.
@@ -77,7 +77,7 @@ export async function buildHessianRun(rt: ModelRuntime, set: LayerSet, layer: st
     const shapes = await probeShapes(once, feeds, options);
     // The layer read only through integer tensors (max-pooling's indices): G is piecewise constant in A, H·v = 0.
     if (nodesOnPath(once, [layer], g, (t) => /float/.test(shapes.get(t)?.type ?? '')).length === 0) return { seed: first.seed, vector: '', output: '', inputs: [] };
-    const second = await buildGradientPatch(once, shapes, { targets: [layer], output: g, prefix: 'camserve-hvp/' });
+    const second = await buildGradientPatch(once, shapes, { targets: [layer], output: g, prefix: 'camserve-hvp/', perSeed });
     const pruned = pruneToOutputs(once.withPatch(second.patch), [second.gradients[layer]]);
     const session = await createSession(rt.model, pruned.bytes, options);
     return {

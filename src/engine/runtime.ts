@@ -404,6 +404,13 @@ export class ModelRuntime {
     return entry;
   }
 
+  /** The head after the set's layers as a model of its own, its shape arithmetic (Shape → Gather → Concat → Reshape) folded to constants: the rules need them constant. */
+  async headModel(set: LayerSet): Promise<OnnxModel> {
+    const headModel = await OnnxModel.fromBytes(set.graph.encode(), this.model.file);
+    const folded = foldShapeArithmetic(headModel, this.values, this.shapes);
+    return folded ? await OnnxModel.fromBytes(folded, this.model.file) : headModel;
+  }
+
   /** The head with its backward pass, pruned to what the gradients need. */
   headRun(set: LayerSet): Promise<HeadRun> {
     set.head ??= (async () => {
@@ -414,10 +421,7 @@ export class ModelRuntime {
           { model: this.info.id, ...(b.blockedBy ? { op: b.blockedBy.op, node: b.blockedBy.node } : {}) },
         );
       }
-      let headModel = await OnnxModel.fromBytes(set.graph.encode(), this.model.file);
-      // Shape arithmetic (Shape → Gather → Concat → Reshape) as constants: the rules need them constant.
-      const folded = foldShapeArithmetic(headModel, this.values, this.shapes);
-      if (folded) headModel = await OnnxModel.fromBytes(folded, this.model.file);
+      const headModel = await this.headModel(set);
       // Attention that moves or merges the batch axis, windows folded into it: one seed per run.
       const floating = (t: string) => /float/.test(this.shapes.get(t)?.type ?? 'float32');
       const perSeed = nodesOnPath(headModel, set.layers, this.info.logits, floating)
@@ -456,7 +460,8 @@ export class ModelRuntime {
     set.hessian ??= new Map();
     let p = set.hessian.get(layer);
     if (!p) {
-      p = buildHessianRun(this, set, layer, this.headOptions());
+      // The same seeding as the head's backward (one seed per run where attention moves the batch axis).
+      p = this.headRun(set).then((head) => buildHessianRun(this, set, layer, this.headOptions(), head.perSeed));
       set.hessian.set(layer, p);
     }
     return p;

@@ -3,6 +3,8 @@
 import type { Request, Response } from 'express';
 import express from 'express';
 import multer from 'multer';
+import sharp from 'sharp';
+import type { UploadHeader } from '../api/index.js';
 import { decodeImage, type DecodedImage } from '../engine/index.js';
 import { CamserveError, badParameter } from '../errors/index.js';
 
@@ -185,9 +187,25 @@ export function base64Image(e: unknown, i: number, limit: number, parameter: str
 }
 
 /** Decodes the uploaded image; a missing, oversized, damaged or unsupported one is its problem (ImageError). */
-export async function decodeUpload(bytes: Buffer | undefined, limits: { maxPixels: number; maxImageSide: number }): Promise<DecodedImage> {
+export async function decodeUpload(bytes: Buffer | undefined, limits: { maxPixels: number; maxImageSide: number }, side?: (header: UploadHeader | undefined) => number): Promise<DecodedImage> {
   if (!bytes || bytes.length === 0) {
     throw new CamserveError('missing-image', 'no image: send multipart/form-data with the file in field "image", or the image itself as the body with Content-Type image/*', { parameter: 'image' });
   }
-  return decodeImage(bytes, { maxPixels: limits.maxPixels, maxSide: limits.maxImageSide });
+  const maxSide = side ? Math.min(limits.maxImageSide, side(await readHeader(bytes))) : limits.maxImageSide;
+  return decodeImage(bytes, { maxPixels: limits.maxPixels, maxSide });
+}
+
+/**
+ * An upload's format and upright size from its header, without decoding; undefined where the header cannot
+ * be read (decodeImage then says why).
+ */
+export async function readHeader(bytes: Buffer): Promise<UploadHeader | undefined> {
+  try {
+    const meta = await sharp(bytes, { pages: 1 }).metadata();
+    if (!meta.format || !meta.width || !meta.height) return undefined;
+    const swapped = (meta.orientation ?? 1) >= 5;
+    return { format: meta.format, width: swapped ? meta.height : meta.width, height: swapped ? meta.width : meta.height };
+  } catch {
+    return undefined;
+  }
 }

@@ -1,7 +1,6 @@
 // DFF's picture: every concept in its own colour where it is the strongest, over the image, as
 // pytorch-grad-cam's show_factorization_on_image (without the legend: the JSON answer names the classes).
-import { encodePngRgb } from './png.js';
-import { DEFAULT_COMPRESSION_LEVEL, type CamMap, type RgbImage } from './render.js';
+import { encodeRgb, type CamMap, type PictureEncoding, type RgbImage } from './render.js';
 
 /** matplotlib's gist_rainbow segments: (x, value) per channel, linear between. */
 const GIST_RAINBOW: readonly (readonly (readonly [number, number])[])[] = [
@@ -24,12 +23,12 @@ export function conceptColour(i: number, k: number): [number, number, number] {
 }
 
 /**
- * The factorisation over the image, as a PNG of the image's size: with m_t the concept maps (each in [0, 1]
+ * The factorisation over the image, as a picture of the image's size (PNG unless `encoding` says otherwise): with m_t the concept maps (each in [0, 1]
  * at the image's size), each pixel takes the colour c_t of its strongest concept t scaled by m_t (the
  * library sets the colour's HSV value to m_t; its colours are saturated with value 1, so that is c_t·m_t),
  * and is blended as image·w + colour·(1 − w). `imageWeight` 0 gives the colours alone.
  */
-export async function renderFactorization(image: RgbImage, maps01: CamMap[], imageWeight: number): Promise<Buffer> {
+export async function renderFactorization(image: RgbImage, maps01: CamMap[], imageWeight: number, encoding: PictureEncoding = {}): Promise<Buffer> {
   const { width, height } = image;
   const n = width * height;
   for (const m of maps01) if (m.width !== width || m.height !== height) throw new RangeError('renderFactorization: maps must have the image size');
@@ -46,5 +45,5 @@ export async function renderFactorization(image: RgbImage, maps01: CamMap[], ima
       out[p * 3 + ch] = Math.min(255, Math.max(0, Math.trunc(mixed * 255)));
     }
   }
-  return encodePngRgb(out, width, height, DEFAULT_COMPRESSION_LEVEL);
+  return encodeRgb(out, width, height, encoding);
 }

@@ -308,6 +308,80 @@ describe('POST /cam outputs', () => {
     assert.deepEqual(j.image, { width: 512, height: 512 }, 'the JSON reports the size as uploaded');
   });
 
+  test('max_side: every picture fits it (aspect kept, never enlarged); the JSON still reports the upload\'s size', async () => {
+    const wide = await (await picture(200, 100)).png().toBuffer();
+    const r = await post({ max_side: '64' }, wide);
+    assert.equal(r.status, 200, r.body.toString());
+    assert.equal(r.header('content-type'), 'image/png');
+    assert.deepEqual(await pngSize(r.body), { width: 64, height: 32 });
+    assert.deepEqual(await pngSize((await post({ max_side: '50', output: 'heatmap' })).body), { width: 50, height: 50 });
+    assert.deepEqual(await pngSize((await post({ max_side: '200' })).body), { width: 128, height: 128 }, 'never enlarged');
+    assert.deepEqual(await pngSize((await post({ max_side: '256' }, scene)).body), { width: 256, height: 256 }, 'MAX_IMAGE_SIDE is the largest');
+    const j = await postJson({ max_side: '40', include_png: 'true' }, wide);
+    assert.deepEqual(await pngSize(Buffer.from(j.explanations[0].png!, 'base64')), { width: 40, height: 20 });
+    assert.deepEqual(j.image, { width: 200, height: 100 });
+    const dff = await post({ method: 'dff', max_side: '32' });
+    assert.deepEqual(await pngSize(dff.body), { width: 32, height: 32 });
+  });
+
+  test('max_side on a large JPEG: decoded shrunk, the same classes and map size as the full decode', async () => {
+    // scene-512.jpg for a model of a small input: max_side 32 lets the server decode it at 1/4 or less.
+    const full = await postJson({}, scene);
+    const small = await postJson({ max_side: '32', include_png: 'true' }, scene);
+    assert.deepEqual(small.image, { width: 512, height: 512 });
+    assert.deepEqual(await pngSize(Buffer.from(small.explanations[0].png!, 'base64')), { width: 32, height: 32 });
+    assert.equal(small.predictions[0].index, full.predictions[0].index);
+    assert.deepEqual([small.explanations[0].cam.width, small.explanations[0].cam.height], [full.explanations[0].cam.width, full.explanations[0].cam.height]);
+  });
+
+  test('format: WebP and JPEG answers with their Content-Type and magic bytes; quality changes the bytes', async () => {
+    const webp = await post({ format: 'webp' });
+    assert.equal(webp.status, 200, webp.body.toString());
+    assert.equal(webp.header('content-type'), 'image/webp');
+    assert.equal(webp.body.subarray(0, 4).toString('latin1'), 'RIFF');
+    assert.equal(webp.body.subarray(8, 12).toString('latin1'), 'WEBP');
+    assert.match(webp.header('x-camserve-class-index') ?? '', /^\d$/);
+    const jpeg = await post({ format: 'jpeg', output: 'heatmap', max_side: '100' });
+    assert.equal(jpeg.header('content-type'), 'image/jpeg');
+    assert.deepEqual([...jpeg.body.subarray(0, 3)], [0xff, 0xd8, 0xff]);
+    assert.deepEqual(await pngSize(jpeg.body), { width: 100, height: 100 });
+    const png = await post({ format: 'png' });
+    assert.equal(png.header('content-type'), 'image/png');
+    const low = await post({ format: 'jpeg', quality: '5' }, scene);
+    const high = await post({ format: 'jpeg', quality: '95' }, scene);
+    assert.ok(low.body.length < high.body.length, `${low.body.length} < ${high.body.length}`);
+  });
+
+  test('png_compression: level 0 is larger than level 9, the same pixels', async () => {
+    const l0 = await post({ png_compression: '0' }, scene);
+    const l9 = await post({ png_compression: '9' }, scene);
+    assert.equal(l0.status, 200, l0.body.toString());
+    assert.ok(l0.body.length > l9.body.length, `${l0.body.length} > ${l9.body.length}`);
+    assert.ok((await sharp(l0.body).raw().toBuffer()).equals(await sharp(l9.body).raw().toBuffer()));
+    const j = await postJson({ png_compression: '0', include_png: 'true' });
+    assert.ok(Buffer.from(j.explanations[0].png!, 'base64').length > 128 * 128 * 3, 'stored');
+  });
+
+  test('bad max_side, format, png_compression and quality are 400 naming the parameter', async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ max_side: '0' }, 'max_side'], [{ max_side: 'abc' }, 'max_side'], [{ max_side: '1e9' }, 'max_side'],
+      [{ max_side: '1000000000' }, 'max_side'], [{ max_side: '257' }, 'max_side'], [{ max_side: '15' }, 'max_side'],
+      [{ max_side: '-5' }, 'max_side'], [{ max_side: '64.5' }, 'max_side'], [{ max_side: 'constructor' }, 'max_side'],
+      [{ format: 'gif' }, 'format'], [{ format: 'PNG' }, 'format'], [{ format: 'constructor' }, 'format'], [{ format: '__proto__' }, 'format'],
+      [{ format: 'webp', output: 'json' }, 'format'], [{ format: 'jpeg', output: 'json', include_png: 'true' }, 'format'],
+      [{ png_compression: '10' }, 'png_compression'], [{ png_compression: '-1' }, 'png_compression'], [{ png_compression: 'max' }, 'png_compression'],
+      [{ png_compression: 'constructor' }, 'png_compression'], [{ png_compression: '3', format: 'webp' }, 'png_compression'],
+      [{ quality: '0', format: 'jpeg' }, 'quality'], [{ quality: '101', format: 'webp' }, 'quality'], [{ quality: '80' }, 'quality'],
+      [{ quality: 'constructor', format: 'jpeg' }, 'quality'],
+    ];
+    for (const [fields, parameter] of cases) {
+      const p = problem(await post(fields), 400, 'bad-parameter', parameter);
+      assert.equal(p.received, fields[parameter], JSON.stringify(fields));
+    }
+    problem(await post({}, starRing, '?format=gif'), 400, 'bad-parameter', 'format');
+    problem(await post({}, starRing, '?constructor=1'), 400, 'bad-parameter', 'constructor');
+  });
+
   test('alpha and colormap change the picture: alpha=1 is the image alone whatever the colour map', async () => {
     const jet = await post({ colormap: 'jet' });
     const gray = await post({ colormap: 'gray' });

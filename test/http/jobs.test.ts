@@ -221,6 +221,22 @@ describe('submission', () => {
     }
   });
 
+  test('max_side and png_compression apply to a job\'s PNGs; another format is refused (a job\'s pictures are PNG)', async () => {
+    const wide = await (await picture(96, 48)).png().toBuffer();
+    const r = await post({ method: 'gradcam', max_side: '32', png_compression: '0' }, [wide]);
+    assert.equal(r.status, 202, r.body.toString());
+    const job = await waitFor(r.json<Job>().id, ['done']);
+    const png = await api('GET', job.results![0].png);
+    const meta = await sharp(png.body).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 32, 16]);
+    assert.ok(png.body.length > 32 * 16 * 3, 'level 0: stored');
+    assert.deepEqual(job.results![0].result.image, { width: 96, height: 48 });
+    const p = problem(await post({ format: 'webp' }), 400, 'bad-parameter');
+    assert.equal(p.parameter, 'format');
+    assert.equal(problem(await post({ max_side: '0' }), 400, 'bad-parameter').parameter, 'max_side');
+    assert.equal(problem(await post({ png_compression: '10' }), 400, 'bad-parameter').parameter, 'png_compression');
+  });
+
   test('a JSON body of base64 images', async () => {
     const r = await api('POST', '/jobs', { body: JSON.stringify({ images: [starRing.toString('base64')], method: 'hirescam' }), headers: { 'Content-Type': 'application/json' } });
     assert.equal(r.status, 202);

@@ -73,6 +73,18 @@ test(':explain gives POST /cam\'s answer for the same image and parameters (the 
   assert.ok(explanations[1].explanations[0].png?.startsWith('iVBOR'), 'include_png: a base64 PNG');
 });
 
+test(':explain takes max_side and png_compression for its PNGs; format other than png is 400', async () => {
+  const r = await postJson('/v1/models/shapes-net:explain', { instances: [{ image: { b64: b64() }, include_png: true, max_side: 48, png_compression: 9 }] });
+  assert.equal(r.status, 200, r.body.toString());
+  const e = r.json<{ explanations: { image: unknown; explanations: { png?: string }[] }[] }>().explanations[0];
+  const pic = Buffer.from(e.explanations[0].png!, 'base64');
+  assert.equal(pic.readUInt32BE(16), 48);
+  assert.equal(pic.readUInt32BE(20), 48);
+  assert.deepEqual(e.image, { width: 128, height: 128 });
+  problem(await postJson('/v1/models/shapes-net:explain', { instances: [{ image: { b64: b64() } }], parameters: { format: 'webp' } }), 400, 'bad-parameter');
+  problem(await postJson('/v1/models/shapes-net:explain', { instances: [{ image: { b64: b64() }, max_side: 'abc' }] }), 400, 'bad-parameter');
+});
+
 test('bad requests are problem+json: no instances, a bad image, an unknown parameter, the model given, a non-JSON body', async () => {
   problem(await postJson('/v1/models/shapes-net:explain', { instances: [] }), 400, 'bad-parameter');
   problem(await postJson('/v1/models/shapes-net:explain', { inputs: [] }), 400, 'bad-parameter');

@@ -46,7 +46,8 @@ export async function runJob(ctx: AppContext, spec: JobSpec, hooks: RunHooks): P
     if (hooks.signal.aborted) throw cancelled('the job was cancelled');
     const timings: Record<string, number> = {};
     let t = performance.now();
-    const decoded = await decodeAt(ctx, bytes, spec.images.length > 1 ? index : undefined);
+    // Every result has its PNG.
+    const decoded = await decodeAt(ctx, bytes, spec.images.length > 1 ? index : undefined, { plan, picture: true });
     timings.decode_ms = performance.now() - t;
     t = performance.now();
     const input = await toModelInput(decoded.rgb, info);

@@ -4,12 +4,12 @@
 // one queued job: in one forward pass where the model takes batches.
 import type { IRouter, Request, Response } from 'express';
 import {
-  CAM_PARAMETERS, camJson, collectParameters, conceptClass, explainedClasses, explainRequest, finite, parseCamParams, predictions, resolveLayers,
+  CAM_PARAMETERS, camJson, collectParameters, conceptClass, decodeSide, explainedClasses, explainRequest, finite, parseCamParams, predictions, resolveLayers,
   scoreFunction, timeoutMs, type CamParams, type Params,
 } from '../../api/index.js';
 import { fitOf, toModelInput, topK, type DecodedImage, type ExplainRequest, type ExplainResult, type ModelInfo } from '../../engine/index.js';
 import { CamserveError, badParameter } from '../../errors/index.js';
-import type { CamMap, RenderJob } from '../../render/index.js';
+import { pictureType, type CamMap, type RenderJob } from '../../render/index.js';
 import { clientOf, isLongWork } from '../access.js';
 import type { Reservation } from '../../workers/index.js';
 import { admit, clientGone, findModel, jobSignal, requirePool, routeLabel, type AppContext, type ServicePool } from '../context.js';
@@ -25,12 +25,16 @@ function serverTiming(timings: Record<string, number>): string {
   return Object.entries(timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${round(v)}`).join(', ');
 }
 
+/** The look of the pictures: colours, size and encoding. */
+export type PictureParams = Pick<CamParams, 'alpha' | 'colormap' | 'maxSide' | 'format' | 'pngCompression' | 'quality'>;
+
 export function renderJob(
-  kind: RenderJob['kind'], decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: Pick<CamParams, 'alpha' | 'colormap'>, alpha = params.alpha,
+  kind: RenderJob['kind'], decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: PictureParams, alpha = params.alpha,
 ): RenderJob {
   return {
     kind, image: decoded.rgb, maps, input: { width: info.inputSize.width, height: info.inputSize.height },
     resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha, colormap: params.colormap,
+    maxSide: params.maxSide, format: params.format, compressionLevel: params.pngCompression, quality: params.quality,
   };
 }
 
@@ -38,12 +42,17 @@ export function renderJob(
  * The picture of a result as a PNG answer shows it: the overlay or heat map of its first explanation, or
  * DFF's concepts (each in its own colour; `heatmap`: the colours alone).
  */
-export function resultPicture(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, result: ExplainResult, params: Pick<CamParams, 'alpha' | 'colormap'>): RenderJob {
+export function resultPicture(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, result: ExplainResult, params: PictureParams): RenderJob {
   if (result.factorization) {
     const maps = result.factorization.concepts.map((c) => c.map);
     return renderJob('factorization', decoded, info, maps, params, kind === 'heatmap' ? 0 : params.alpha);
   }
   return renderJob(kind, decoded, info, [result.explanations[0].map], params);
+}
+
+/** Whether POST /cam's answer carries a picture (an image answer, or JSON with include_png). */
+export function hasPicture(params: Pick<CamParams, 'output' | 'includePng'>): boolean {
+  return params.output !== 'json' || params.includePng;
 }
 
 /** `X-Camserve-Metric-<name>` headers of a PNG answer. */
@@ -61,7 +70,7 @@ export interface CamPlan {
 
 /** Checks the collected parameters against the models (404 unknown model, 400 classes and layers). */
 export function planCam(ctx: AppContext, pool: ServicePool, raw: Params, preferJson: boolean): CamPlan {
-  const params = parseCamParams(raw, preferJson);
+  const params = parseCamParams(raw, preferJson, ctx.config.maxImageSide);
   const info = findModel(pool.models(), params.model ?? ctx.defaultModel());
   const targets = explainedClasses(params, info, ctx.config.maxTargets);
   const layers = resolveLayers(params.layer, info);
@@ -72,10 +81,20 @@ export function planRequest(plan: CamPlan, input: Float32Array): ExplainRequest 
   return explainRequest(plan.params, input, plan.targets, plan.layers, plan.info);
 }
 
-/** Decodes an image of a request; in a batch a failure names the image (`index`). */
-export async function decodeAt(ctx: AppContext, bytes: Buffer | undefined, index: number | undefined): Promise<DecodedImage> {
+/**
+ * Decodes an image of a request; in a batch a failure names the image (`index`). With `sizing`, a JPEG is
+ * decoded no larger than the answer's picture (none: `picture` false) and the model input need (decodeSide).
+ */
+export async function decodeAt(
+  ctx: AppContext, bytes: Buffer | undefined, index: number | undefined, sizing?: { plan: CamPlan; picture: boolean },
+): Promise<DecodedImage> {
+  // Only max_side can make the decode smaller (decodeSide); without it the header is not read twice.
+  const maxSide = sizing?.plan.params.maxSide;
+  const side = sizing && maxSide !== undefined
+    ? (h: Parameters<typeof decodeSide>[0]) => decodeSide(h, { picture: sizing.picture, maxSide }, sizing.plan.info, ctx.config.maxImageSide)
+    : undefined;
   try {
-    return await decodeUpload(bytes, ctx.config);
+    return await decodeUpload(bytes, ctx.config, side);
   } catch (e) {
     if (index === undefined || !(e instanceof CamserveError)) throw e;
     throw new CamserveError(e.code, `image ${index}: ${e.message}`, { ...e.details, parameter: 'image', index });
@@ -159,7 +178,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
 
     const timings: Record<string, number> = {};
     let t = performance.now();
-    const decoded = await decodeUpload(upload.bytes, ctx.config);
+    const decoded = await decodeAt(ctx, upload.bytes, undefined, { plan, picture: hasPicture(params) });
     timings.decode_ms = performance.now() - t;
     t = performance.now();
     const input = await toModelInput(decoded.rgb, info);
@@ -196,7 +215,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
         metricHeaders(res, first.metrics);
       }
       res.setHeader('Server-Timing', serverTiming(timings));
-      res.type('image/png').send(png);
+      res.type(pictureType(params.format)).send(png);
       return;
     }
     const body = await camResultJson(ctx, plan, decoded, result, timings);
@@ -217,7 +236,7 @@ async function camBatch(
   let t = performance.now();
   // Decoded and preprocessed side by side on libuv's threads; the first failure (in image order) refuses the batch.
   const settled = await Promise.allSettled(images.map(async (bytes, i) => {
-    const d = await decodeAt(ctx, bytes, i);
+    const d = await decodeAt(ctx, bytes, i, { plan, picture: hasPicture(params) });
     return { d, x: await toModelInput(d.rgb, info) };
   }));
   const failed = settled.find((s) => s.status === 'rejected');

@@ -153,7 +153,7 @@ async function explainOne(ctx: AppContext, pool: ServicePool, model: string, byt
   await ctx.access.consume(c.req, c.res, 1, isLongWork(plan.params.method, plan.params.augSmooth));
   const timings: Record<string, number> = {};
   let t = performance.now();
-  const decoded = await decodeAt(ctx, bytes, index);
+  const decoded = await decodeAt(ctx, bytes, index, { plan, picture: plan.params.includePng });
   timings.decode_ms = performance.now() - t;
   t = performance.now();
   const input = await toModelInput(decoded.rgb, plan.info);
