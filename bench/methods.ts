@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const version = (JSON.parse(readFileSync('node_modules/onnxruntime-node/package.json', 'utf8')) as { version: string }).version;
   out(`## Method costs: ${path.relative(process.cwd(), f.model)} (${rt.info.inputSize.width}×${rt.info.inputSize.height}, ${rt.info.numClasses} classes, default layer ${rt.info.defaultLayer} ${rt.tensorDims(rt.info.defaultLayer)!.slice(1).join('×')})`);
   out();
-  out(`- date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; machine: ${cpuModel()}, ${os.availableParallelism()} cores (shared), Node ${process.version}, onnxruntime-node ${version}, ${f.threads} intra-op threads; input batch ${rt.dynamicBatch ? 'dynamic' : 'fixed at 1 (runs one at a time)'}`);
+  out(`- date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; machine: ${cpuModel()}, ${os.availableParallelism()} cores (shared), Node ${process.version}, onnxruntime-node ${version}, ${f.threads} intra-op threads; input batch ${rt.dynamicBatch ? 'dynamic' : 'fixed at 1 (runs one at a time)'} (${rt.info.batch.note})`);
   out(`- image: ${path.relative(process.cwd(), f.image)}; first call: builds the method's sessions; then the median of ${f.runs} runs (methods of many runs: one run)`);
   out();
   out('| method | first call | per explanation | forward | backward | map |');

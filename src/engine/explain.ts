@@ -122,7 +122,7 @@ async function explainLayers(rt: ModelRuntime, method: CamMethod, req: ExplainRe
 
   let t = now();
   const set = await rt.layerSet(layers);
-  if (method.needs === 'gradients') await rt.headRun(set);
+  if (method.needs === 'gradients' && !(await rt.linearGradients(set))) await rt.headRun(set);
   if (method.hessian) for (const l of layers) await rt.hessianRun(set, l);
   timings.prepare_ms = now() - t;
 

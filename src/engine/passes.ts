@@ -2,6 +2,7 @@
 // outputs: logits and activations) and, for gradient methods, the head's backward for K classes at once.
 import * as ort from 'onnxruntime-node';
 import { cancelled } from '../errors/index.js';
+import type { LinearGradient } from '../onnx/index.js';
 import { runHeadBackward, type LayerSet, type ModelRuntime } from './runtime.js';
 import { topK } from './scores.js';
 
@@ -59,12 +60,25 @@ export async function runPasses(
   const activations = Object.fromEntries(set.layers.map((l) => [l, trunkOut[l].data as Float32Array]));
   if (!opts.gradients) return { logits, predicted, targets, activations, trunkOut };
 
-  const head = await rt.headRun(set);
   const K = targets.length;
   const classes = rt.info.numClasses;
   const seed = new Float32Array(K * classes);
   const seedOf = opts.seed ?? oneHotSeed;
   targets.forEach((c, k) => { seed.set(seedOf(logits, c), k * classes); });
+  // A GAP → linear head: the gradient is the seed times the classifier's weights, at every position.
+  const linear = await rt.linearGradients(set);
+  if (linear) {
+    t = now();
+    const gradients: Record<string, Float32Array> = {};
+    for (const l of set.layers) {
+      const g = linearGradient(linear[l], seed, K, rt.tensorDims(l)!);
+      if (!g) break;
+      gradients[l] = g;
+    }
+    timings.backward_ms = (timings.backward_ms ?? 0) + now() - t;
+    if (Object.keys(gradients).length === set.layers.length) return { logits, predicted, targets, activations, gradients, trunkOut };
+  }
+  const head = await rt.headRun(set);
   const feeds: Record<string, ort.Tensor> = {
     [head.seed]: new ort.Tensor('float32', seed, [K, ...rt.tensorDims(rt.info.logits)!.slice(1)]),
   };
@@ -74,6 +88,36 @@ export async function runPasses(
   timings.backward_ms = (timings.backward_ms ?? 0) + now() - t;
   const gradients = Object.fromEntries(set.layers.map((l) => [l, out[head.gradients[l]].data as Float32Array]));
   return { logits, predicted, targets, activations, gradients, trunkOut };
+}
+
+/** Multiply-adds above which seed rows are left to the head's backward run (onnxruntime's GEMM beats a JS loop). */
+const LINEAR_MAX_MACS = 1 << 18;
+
+/**
+ * G [K, C, h, w] of a GAP → linear head for seed rows [K, classes]: G[k, c, ·] = scale · Σ_j seed[k, j] W[j, c]
+ * (one-hot seeds: one row of W), what the head's backward pass computes, without running it; undefined
+ * for seeds with so many non-zero entries (softmax) that the head's run is faster.
+ */
+export function linearGradient(g: LinearGradient, seed: Float32Array, K: number, dims: number[]): Float32Array | undefined {
+  const [, C, h, w] = dims;
+  const hw = h * w;
+  const { classes, weights: W, transposed } = g;
+  let nonzero = 0;
+  for (let i = 0; i < seed.length; i++) if (seed[i] !== 0) nonzero++;
+  if (nonzero * C > LINEAR_MAX_MACS) return undefined;
+  const out = new Float32Array(K * C * hw);
+  const v = new Float64Array(C);
+  for (let k = 0; k < K; k++) {
+    v.fill(0);
+    for (let j = 0; j < classes; j++) {
+      const s = seed[k * classes + j];
+      if (s === 0) continue;
+      if (transposed) for (let c = 0, o = j * C; c < C; c++) v[c] += s * W[o + c];
+      else for (let c = 0; c < C; c++) v[c] += s * W[c * classes + j];
+    }
+    for (let c = 0; c < C; c++) out.fill(Math.fround(v[c] * g.scale), (k * C + c) * hw, (k * C + c + 1) * hw);
+  }
+  return out;
 }
 
 export interface TensorsRequest {

@@ -6,8 +6,8 @@ import * as ort from 'onnxruntime-node';
 import { buildGradientPatch } from '../autodiff/index.js';
 import { ExplainError, ModelError } from '../errors/index.js';
 import {
-  type BatchHandling, type BatchMode, buildFloatTwin, type FloatTwin, modelPrecision, type CandidateLayer, containedFile, createSession, extractHead, findLayers, findLogits, handleFixedBatch, type HeadGraph, type LinearHead,
-  foldShapeArithmetic, matchLinearHead, nodesOnPath, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, spliceViews, type TensorInfo, type TwinKind, type ViewSpec, viewName,
+  type BatchHandling, type BatchMode, buildFloatTwin, type FloatTwin, modelPrecision, type CandidateLayer, containedFile, createSession, extractHead, findLayers, findLogits, handleFixedBatch, type HeadGraph, type LinearGradient, type LinearHead,
+  foldShapeArithmetic, matchLinearGradient, matchLinearHead, nodesOnPath, OnnxModel, type OwnedSession, probeShapes, pruneToOutputs, type SessionOptions, spliceViews, type TensorInfo, type TwinKind, type ViewSpec, viewName,
 } from '../onnx/index.js';
 import { explainBatch, type BatchOptions } from './batch.js';
 import { explain, type ExplainOptions, type ExplainRequest, type ExplainResult } from './explain.js';
@@ -63,11 +63,24 @@ export interface RuntimeOptions extends SessionOptions {
    * model is explained as it is: its maps dequantized, gradient-free methods only.
    */
   twin?: boolean;
+  /**
+   * Make a fixed input batch of 1 (a torch.onnx export without dynamic_axes) symbolic where the graph
+   * allows it, checked by running, so that Score-CAM and the other many-run methods run in batches of
+   * `batchSize` (default true). With false such a model runs one image at a time. A fixed batch > 1 is
+   * always handled.
+   */
+  symbolicBatch?: boolean;
   /** ids are folder names; default: the folder's name */
   id?: string;
   batchSize?: number;
   maxLayerSets?: number;
   batchMs?: number;
+  /**
+   * Gradients of a global-average-pool → linear head (a ResNet's, a MobileNet's) from the classifier's
+   * weights, ∂z_j/∂A = α·W[j, :] / (h·w) at every position, instead of the head's backward run (default
+   * true). With false every gradient comes from the head's backward pass (for measurements and checks).
+   */
+  linearShortcut?: boolean;
   /**
    * Session options of the heads (with their backward pass; forward only for Ablation-CAM), over the
    * rest. Default: the same, but with intra-op threads that do not spin: a head runs between two trunk
@@ -128,6 +141,8 @@ export interface LayerSet {
   /** the sub-graph after the layers (analysed once; encoded for each head session that needs it) */
   graph: HeadGraph;
   head?: Promise<HeadRun>;
+  /** every layer's gradient from its GAP → linear head (undefined: some layer's head is not one) */
+  linear?: Promise<Record<string, LinearGradient> | undefined>;
   headForward?: Promise<HeadForward>;
   /** the head's backward differentiated once more, by layer (ShapleyCAM's H·A) */
   hessian?: Map<string, Promise<HessianRun>>;
@@ -210,14 +225,16 @@ export class ModelRuntime {
     if (channels !== ch) throw new ModelError(`${file}: the model takes ${channels} channels but model.json says ${manifest.input.channels}`, { field: 'input.channels' });
     const inputDims = nhwc ? [1, height, width, channels] : [1, channels, height, width];
 
-    // A fixed batch > 1: symbolic where the graph allows, else the image as row 0 of a zero batch.
-    let batch: BatchHandling = typeof rawDims[0] === 'number' && rawDims[0] > 0
-      ? { mode: 'one', size: rawDims[0], note: `the input batch is ${rawDims[0]}` }
+    // A fixed batch > 1: symbolic where the graph allows, else the image as row 0 of a zero batch. A fixed
+    // batch of 1: symbolic where the graph allows (Score-CAM's runs in batches), else one image per run.
+    const fixedSize = typeof rawDims[0] === 'number' && rawDims[0] > 0 ? rawDims[0] : undefined;
+    let batch: BatchHandling = fixedSize !== undefined
+      ? { mode: 'one', size: fixedSize, note: `the input batch is ${fixedSize}` }
       : { mode: 'dynamic', note: 'the input batch is symbolic' };
     let logits = findLogits(model, manifest.output);
-    if (batch.size !== undefined && batch.size > 1) {
+    if (fixedSize !== undefined && (fixedSize > 1 || options.symbolicBatch !== false)) {
       batch = await handleFixedBatch(model, inputDims.slice(1), logits, options);
-      model = await OnnxModel.fromBytes(batch.bytes!, file);
+      if (batch.bytes) model = await OnnxModel.fromBytes(batch.bytes, file);
     }
     const rows = batch.mode === 'zero-batch' ? batch.size : undefined;
     const inputName = model.inputs[0].name;
@@ -255,7 +272,9 @@ export class ModelRuntime {
     }
     const quantized = twin?.kind === 'float twin';
     // The quantized model itself predicts (a model whose batch was rewritten would need the rewrite too).
-    const predictor = quantized && batch.mode !== 'zero-batch' && batch.mode !== 'symbolic' && batch.mode !== 'symbolic-one' ? source : undefined;
+    // (A fixed batch of 1 made symbolic: the original takes one image as it is.)
+    const rewritten = batch.bytes !== undefined && (batch.size ?? 1) > 1;
+    const predictor = quantized && !rewritten ? source : undefined;
     const info: ModelInfo = {
       id: options.id ?? path.basename(isDir ? path.resolve(location) : dir),
       file: path.resolve(file), opset: model.opset, inputName, inputDims,
@@ -415,6 +434,25 @@ export class ModelRuntime {
       return { session, seed: grad.seed, gradients: grad.gradients, inputs: set.graph.inputs.filter((i) => pruned.inputs.has(i)), perSeed };
     })();
     return set.head;
+  }
+
+  /**
+   * The gradients of the set's layers in closed form, where every layer's head is exactly global average
+   * pooling → one linear layer → the logits (matchLinearGradient) and the engine's option allows it;
+   * undefined otherwise (the head's backward run gives them). Matched once per set.
+   */
+  linearGradients(set: LayerSet): Promise<Record<string, LinearGradient> | undefined> {
+    set.linear ??= (async () => {
+      if (this.options.linearShortcut === false || this.info.batch.mode === 'zero-batch') return undefined;
+      const out: Record<string, LinearGradient> = {};
+      for (const layer of set.layers) {
+        const g = await matchLinearGradient(this.model, this.shapes, layer, this.info.logits);
+        if (!g) return undefined;
+        out[layer] = g;
+      }
+      return out;
+    })();
+    return set.linear;
   }
 
   /** H·A for `layer` of the set: the head's backward pass differentiated once more (built once). */

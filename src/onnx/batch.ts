@@ -1,12 +1,13 @@
-// Models exported with a fixed batch larger than one (an old export's 64×1×28×28 input): the batch
-// dimension made symbolic where the graph allows it, checked by running; otherwise a wrapper that runs
-// the image as row 0 of a zero batch. Written once here for every user (explanations, batched
-// Score-CAM runs).
+// Models exported with a fixed batch (an old export's 64×1×28×28 input; a torch.onnx export without
+// dynamic_axes, batch 1): the batch dimension made symbolic where the graph allows it, checked by running;
+// otherwise, for a batch larger than one, a wrapper that runs the image as row 0 of a zero batch, and for
+// batch 1 the model as it is (one image per run). Written once here for every user (explanations,
+// batched Score-CAM runs).
 import * as ort from 'onnxruntime-node';
 import Long from 'long';
 import { int64Tensor, ints, makeNode } from './builder.js';
-import type { OnnxModel } from './model.js';
-import { DataType, toInt, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import { attrInt, type OnnxModel } from './model.js';
+import { DataType, encodeModel, toInt, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
 import { createSession, probeShapes, type SessionOptions } from './session.js';
 import { spliceModel } from './splice.js';
 
@@ -38,19 +39,30 @@ function withBatch(v: ValueInfoProto, batch: number | string): ValueInfoProto {
   return { name: v.name, type: { tensor_type: { ...t, shape: { dim: [first, ...dim.slice(1)] } } } };
 }
 
+/** Names of the tensors computed from the model's (first) input. */
+function fromInput(model: OnnxModel): Set<string> {
+  const seen = new Set<string>([model.inputs[0].name]);
+  for (const n of model.nodes) if (n.input.some((t) => t && seen.has(t))) for (const o of n.output) if (o) seen.add(o);
+  return seen;
+}
+
 /**
  * The rewrite: input and outputs get batch `batch` (a symbol or 1), and every Reshape whose constant target
- * shape starts with the fixed batch copies the batch instead (0, or −1 when the shape has no −1).
+ * shape starts with the fixed batch copies the batch instead (0, or −1 when the shape has no −1). With a
+ * fixed batch of 1 only Reshapes of tensors computed from the input count (a leading 1 of a constant's
+ * shape, a bias made [1, C, 1, 1], is not the batch).
  */
 async function rewrite(model: OnnxModel, size: number, batch: number | string): Promise<{ bytes: Uint8Array; reshapes: number }> {
   const nodes: (number | NodeProto)[] = [];
   const added: TensorProto[] = [];
+  const batched = size === 1 ? fromInput(model) : undefined;
   let reshapes = 0;
   for (let i = 0; i < model.nodes.length; i++) {
     const n = model.nodes[i];
-    if (n.op_type === 'Reshape' && n.input[1] && model.isConstant(n.input[1])) {
+    if (n.op_type === 'Reshape' && n.input[1] && model.isConstant(n.input[1]) && (!batched || batched.has(n.input[0]))) {
       const shape = await model.constantNumbers(n.input[1], 'Reshape shape');
-      if (shape[0] === size) {
+      // allowzero = 1: a 0 would be a zero-sized axis, not a copy of the batch.
+      if (shape[0] === size && !(shape.includes(-1) && attrInt(n, 'allowzero', 0) === 1)) {
         const fixed = [shape.includes(-1) ? 0 : -1, ...shape.slice(1)];
         const name = `camserve/batch/${n.input[1]}_${i}`;
         added.push(int64Tensor(name, [fixed.length], fixed));
@@ -67,6 +79,14 @@ async function rewrite(model: OnnxModel, size: number, batch: number | string): 
     return d && d.dim_value !== undefined && d.dim_value !== null && toInt(d.dim_value) === size ? withBatch(v, batch) : v;
   });
   return { bytes: spliceModel(model.bytes, { nodes, addInitializers: added, inputs, outputs }), reshapes };
+}
+
+/** Model bytes with a patch appended (protobuf merges the graphs: see OnnxModel.withPatch). */
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
 }
 
 function randomInput(n: number, seed: number): Float32Array {
@@ -87,6 +107,13 @@ function close(a: Float32Array, b: Float32Array): boolean {
   return a.length === b.length && diff <= 1e-4 * scale;
 }
 
+/** onnxruntime's message without its source location and function: "Non concat axis dimensions must match: …". */
+function reason(message: string): string {
+  const line = message.split('\n')[0];
+  const m = /Status Message: (?:\S+:\d+ )?(?:\S+\([^)]*\) |\S+ )?(.*)$/.exec(line);
+  return m ? m[1] : line;
+}
+
 /** op and node from onnxruntime's message ("… running Reshape node. Name:'/Reshape' …"). */
 function blockingNode(message: string): { op: string; node: string } | undefined {
   const m = /running (\w+) node\. Name:'([^']*)'/.exec(message) ?? /node (\S+) \(([^)]*)\)/.exec(message);
@@ -94,33 +121,48 @@ function blockingNode(message: string): { op: string; node: string } | undefined
 }
 
 /**
- * How to run `model`, whose input is [size, ...rest] with size > 1: its output row 0 for an image in row 0
+ * How to run `model`, whose input is [size, ...rest]. With size > 1: its output row 0 for an image in row 0
  * of an otherwise zero batch is the reference; the rewrite must reproduce it with batch 1 (and, to be
- * symbolic, each row of a batch of 2). `output` is the tensor compared (the logits).
+ * symbolic, each row of a batch of 2). With size 1: each of two inputs run alone is the reference; the
+ * rewrite must reproduce it alone and both as the rows of a batch of 2 (rows independent), else the model
+ * stays as it is ('one', the reason in the note). `output` is the tensor compared (the logits).
  */
 export async function handleFixedBatch(model: OnnxModel, rest: number[], output: string, opts: SessionOptions = {}): Promise<BatchHandling> {
   const size = fixedBatch(model);
   if (size === undefined) return { mode: 'dynamic', note: 'the input batch is symbolic' };
-  if (size === 1) return { mode: 'one', note: 'the input batch is 1' };
   const input = model.inputs[0];
-  if (input.elemType !== DataType.FLOAT) return { mode: 'one', note: 'not a float input' };
+  if (input.elemType !== DataType.FLOAT) return { mode: 'one', size, note: size > 1 ? 'not a float input' : 'the input batch is 1 (not a float input)' };
   const per = rest.reduce((a, b) => a * b, 1);
   const x0 = randomInput(per, 1);
   const x1 = randomInput(per, 2);
+  // One session per model tried, its runs given rows of the batch.
+  // The compared tensor (the logits before a final Softmax, say) fetched as an extra output where it is not one.
+  const extra = model.outputs.some((o) => o.name === output) ? undefined : encodeModel({ graph: { output: [{ name: output }] } });
+  const open = async (bytes: Uint8Array): Promise<BatchSession> => {
+    const { session, release } = await createSession(model, extra ? concat(bytes, extra) : bytes, { ...opts, graphOptimization: 'basic' });
+    return {
+      release,
+      async run(rows, batch) {
+        const data = new Float32Array(batch * per);
+        rows.forEach((r, k) => data.set(r, k * per));
+        // A rewrite that fails is an answer here, not an error to log (4: fatal only).
+        const out = await session.run({ [input.name]: new ort.Tensor('float32', data, [batch, ...rest]) }, [output], { logSeverityLevel: 4 });
+        const y = out[output];
+        if (y.dims[0] !== batch) throw new Error(`output "${output}" has batch ${y.dims[0]}, not ${batch}`);
+        const w = y.data.length / batch;
+        return rows.map((_, k) => Float32Array.from((y.data as Float32Array).subarray(k * w, (k + 1) * w)));
+      },
+    };
+  };
   const run = async (bytes: Uint8Array, rows: Float32Array[], batch: number): Promise<Float32Array[]> => {
-    const { session, release } = await createSession(model, bytes, { ...opts, graphOptimization: 'basic' });
+    const s = await open(bytes);
     try {
-      const data = new Float32Array(batch * per);
-      rows.forEach((r, k) => data.set(r, k * per));
-      const out = await session.run({ [input.name]: new ort.Tensor('float32', data, [batch, ...rest]) }, [output]);
-      const y = out[output];
-      if (y.dims[0] !== batch) throw new Error(`output "${output}" has batch ${y.dims[0]}, not ${batch}`);
-      const w = y.data.length / batch;
-      return rows.map((_, k) => Float32Array.from((y.data as Float32Array).subarray(k * w, (k + 1) * w)));
+      return await s.run(rows, batch);
     } finally {
-      await release();
+      await s.release();
     }
   };
+  if (size === 1) return await symbolicOne(model, output, x0, x1, open);
   const reference = await run(model.bytes, [x0, x1], size);
   let failure = '';
   let blockedBy: { op: string; node: string } | undefined;
@@ -151,6 +193,48 @@ export async function handleFixedBatch(model: OnnxModel, rest: number[], output:
     mode: 'zero-batch', size, bytes: zeroBatchWrapper(model, size, rest.length + 1), blockedBy,
     note: `the fixed batch of ${size} cannot be made symbolic (${blockedBy ? `${blockedBy.op} node "${blockedBy.node}": ` : ''}${failure}); the image runs as row 0 of a zero batch`,
   };
+}
+
+interface BatchSession {
+  run(rows: Float32Array[], batch: number): Promise<Float32Array[]>;
+  release(): Promise<void>;
+}
+
+/**
+ * A fixed batch of 1 (a torch.onnx export without dynamic_axes) made symbolic when the rewrite gives, for
+ * each of two inputs, the model's own output alone and as a row of a batch of 2; else the model as it is,
+ * run one image at a time ('one'), the reason in the note.
+ */
+async function symbolicOne(model: OnnxModel, output: string, x0: Float32Array, x1: Float32Array, open: (bytes: Uint8Array) => Promise<BatchSession>): Promise<BatchHandling> {
+  const original = await open(model.bytes);
+  let ref0: Float32Array, ref1: Float32Array;
+  try {
+    [ref0] = await original.run([x0], 1);
+    [ref1] = await original.run([x1], 1);
+  } finally {
+    await original.release();
+  }
+  const r = await rewrite(model, 1, 'N');
+  try {
+    const s = await open(r.bytes);
+    try {
+      const [one] = await s.run([x0], 1);
+      if (!close(one, ref0)) throw new Error(`with batch 1 the output "${output}" differs from the model's`);
+      const two = await s.run([x0, x1], 2);
+      if (!close(two[0], ref0) || !close(two[1], ref1)) throw new Error(`with batch 2 the rows of "${output}" differ from each input run alone`);
+    } finally {
+      await s.release();
+    }
+  } catch (e) {
+    const msg = (e as Error).message;
+    const at = blockingNode(msg);
+    return {
+      mode: 'one', size: 1, ...(at ? { blockedBy: at } : {}),
+      note: `the input batch is 1 and cannot be made symbolic (${at ? `${at.op} node "${at.node}": ` : ''}${reason(msg)}); runs go one image at a time`,
+    };
+  }
+  const what = r.reshapes ? `; ${r.reshapes} Reshape target shape${r.reshapes === 1 ? '' : 's'} made to copy the batch` : '';
+  return { mode: 'symbolic', size: 1, bytes: r.bytes, note: `the fixed batch of 1 was made symbolic (batched runs checked row by row${what})` };
 }
 
 /**

@@ -2,7 +2,7 @@
 // default), paths between tensors, the head sub-graph after the layers, pruning, the linear-head match.
 import Long from 'long';
 import { ExplainError, ModelError } from '../errors/index.js';
-import { attrInt, attrInts, type OnnxModel } from './model.js';
+import { attrFloat, attrInt, attrInts, type OnnxModel } from './model.js';
 import { decodeModel, encodeModel, type NodeProto, type TensorProto } from './proto.js';
 import type { TensorInfo } from './session.js';
 import { findLayers, type CandidateLayer } from './layers.js';
@@ -235,4 +235,71 @@ export async function matchLinearHead(model: OnnxModel, shapes: Map<string, Tens
       return out;
     },
   };
+}
+
+/**
+ * The gradient of a global-average-pool → linear head, where it is exactly that: the logits z = α·W·mean(A)
+ * + b, so ∂z_j/∂A[k, y, x] = α·W[j, k] / (h·w) at every position, whatever A is.
+ */
+export interface LinearGradient {
+  channels: number;
+  classes: number;
+  /** α / (h·w) */
+  scale: number;
+  /** W: [classes, C] (transposed) or [C, classes] */
+  weights: Float32Array;
+  transposed: boolean;
+}
+
+/**
+ * Matches the head after `layer` strictly for its gradient: a chain in which each node reads the previous
+ * node's output and nothing else that depends on the layer (every node on a path from the layer to the
+ * logits is in the chain), `layer` → GlobalAveragePool (or ReduceMean over axes 2, 3) → Flatten / Reshape /
+ * Squeeze / Identity / Dropout → Gemm (transA 0, constant B, its α kept) or MatMul (constant right
+ * operand) → optionally Add of a bias that does not depend on the layer → the logits, each shape checked
+ * against the probe ([1, C] into the linear layer, [1, classes] out). Undefined, with no error, otherwise.
+ * (Matched apart from matchLinearHead, which serves CAM's weights and tolerates more.)
+ */
+export async function matchLinearGradient(model: OnnxModel, shapes: Map<string, TensorInfo>, layer: string, logits: string): Promise<LinearGradient | undefined> {
+  const dims = shapes.get(layer)?.dims;
+  if (!dims || dims.length !== 4 || dims[0] !== 1) return undefined;
+  const [, C, h, w] = dims;
+  const path = nodesOnPath(model, [layer], logits).map((i) => model.nodes[i]);
+  if (path.length < 2) return undefined;
+  // A chain: node i reads node i−1's one output as its first input, and no other input of it lies on a path.
+  const onPath = new Set<string>([layer, ...path.flatMap((n) => n.output)]);
+  let prev = layer;
+  for (const n of path) {
+    if (n.output.length !== 1 && !(n.op_type === 'Dropout' && n.output.length === 2)) return undefined;
+    const reads = n.input.filter((t) => t && onPath.has(t));
+    if (reads.length !== 1 || reads[0] !== prev) return undefined;
+    if (n.op_type !== 'Add' && n.input[0] !== prev) return undefined;
+    prev = n.output[0];
+  }
+  if (prev !== logits) return undefined;
+  const pool = path[0];
+  if (pool.op_type === 'ReduceMean') {
+    const axes = attrInts(pool, 'axes') ?? (pool.input[1] && model.isConstant(pool.input[1]) ? await model.constantNumbers(pool.input[1], 'axes') : undefined);
+    if (!axes || [...axes].map((a) => (a < 0 ? a + 4 : a)).sort().join() !== '2,3') return undefined;
+  } else if (pool.op_type !== 'GlobalAveragePool') return undefined;
+  let i = 1;
+  while (i < path.length && PASS_THROUGH.has(path[i].op_type)) i++;
+  const linear = path[i];
+  if (!linear || (linear.op_type !== 'Gemm' && linear.op_type !== 'MatMul')) return undefined;
+  const rest = path.slice(i + 1);
+  if (rest.length > 1 || (rest.length === 1 && rest[0].op_type !== 'Add')) return undefined;
+  const into = shapes.get(linear.input[0])?.dims;
+  if (!into || into.length !== 2 || into[0] !== 1 || into[1] !== C) return undefined;
+  if (linear.op_type === 'Gemm' && attrInt(linear, 'transA', 0) !== 0) return undefined;
+  if (!model.isConstant(linear.input[1])) return undefined;
+  const wv = await model.constantValue(linear.input[1]);
+  if (!wv || !(wv.data instanceof Float32Array) || wv.dims.length !== 2) return undefined;
+  const transposed = linear.op_type === 'Gemm' && attrInt(linear, 'transB', 0) === 1;
+  const [r, c] = wv.dims;
+  if ((transposed ? c : r) !== C) return undefined;
+  const classes = transposed ? r : c;
+  const out = shapes.get(logits)?.dims;
+  if (!out || out.length !== 2 || out[0] !== 1 || out[1] !== classes) return undefined;
+  const alpha = linear.op_type === 'Gemm' ? attrFloat(linear, 'alpha', 1) : 1;
+  return { channels: C, classes, scale: alpha / (h * w), weights: wv.data, transposed };
 }

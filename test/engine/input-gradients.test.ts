@@ -34,7 +34,8 @@ for (const fx of listFixtures().filter((f) => FAMILIES.includes(f.name))) {
 
     for (const [method, targetKind, extra] of [['integrated-gradients', 'class', {}], ['smoothgrad', 'softmax', { draws }]] as const) {
       test(`${method} (target_kind=${targetKind}): batched runs (batch ≤ 8) equal one-at-a-time runs to 1e-5 relative`, async () => {
-        fixed ??= await ModelRuntime.load(fx.dir);
+        // symbolicBatch: false keeps the fixed batch of 1 (else it is made symbolic at load).
+        fixed ??= await ModelRuntime.load(fx.dir, { symbolicBatch: false });
         dynamic ??= await ModelRuntime.load(dynamicBatchCopy(fx.dir), { batchSize: 8, batchMs: 1e9 });
         assert.equal(fixed.dynamicBatch, false);
         assert.equal(dynamic.dynamicBatch, true);

@@ -26,10 +26,12 @@ test('Score-CAM reports its progress after every batch, monotone, ending at the 
   const seen: [number, number][] = [];
   const r = await pool.explain('resnet', { input: input(), method: 'scorecam' }, { onProgress: (d, t) => seen.push([d, t]) });
   assert.equal(r.explanations.length, 1);
-  // The fixture takes batch 1: one run per batch, one message per channel of the 64.
-  assert.equal(seen.length, 64);
+  // The fixture's fixed batch of 1 is made symbolic at load: its 64 runs go in batches (of at most 16, fewer
+  // on a slow machine), one message per batch.
+  assert.ok(seen.length >= 4 && seen.length < 64, `${seen.length} messages`);
+  assert.deepEqual(seen.at(-1), [64, 64]);
   seen.forEach(([d, t], i) => {
-    assert.equal(d, i + 1);
+    assert.ok(d > (seen[i - 1]?.[0] ?? 0) && d - (seen[i - 1]?.[0] ?? 0) <= 16);
     assert.equal(t, 64);
   });
 });
