@@ -1,5 +1,6 @@
 // End-to-end benchmark over HTTP: the real server (`node dist/src/http/main.js`) as a child process
-// serving the bench models through a temporary folder of symlinks; a JPEG 640×480 in, a PNG overlay out.
+// serving the bench models through a temporary folder of symlinks; a JPEG 640×480 in, a PNG overlay out (and,
+// alternating with it, a 224×224 PNG in).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import http from 'node:http';
@@ -15,6 +16,15 @@ import { BENCH_MODELS, median, percentile } from './engine.js';
  * quality 90 (about 45 KB).
  */
 export async function benchJpeg(width = 640, height = 480): Promise<Buffer> {
+  return sharp(benchRgb(width, height), { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+}
+
+/** The same picture at the model's size (224×224) as a PNG: the case where image work is smallest. */
+export async function benchPng(width = 224, height = 224): Promise<Buffer> {
+  return sharp(benchRgb(width, height), { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+function benchRgb(width: number, height: number): Buffer {
   let seed = 12345;
   const noise = () => {
     seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
@@ -34,7 +44,7 @@ export async function benchJpeg(width = 640, height = 480): Promise<Buffer> {
       for (let c = 0; c < 3; c++) rgb[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(base[c] + 14 * noise())));
     }
   }
-  return sharp(rgb, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return rgb;
 }
 
 async function freePort(): Promise<number> {
@@ -119,7 +129,7 @@ export function postCam(base: string, query: string, body: Buffer, accept = '*/*
   return new Promise((resolve, reject) => {
     const req = http.request(`${base}/cam?${query}`, {
       method: 'POST', agent,
-      headers: { 'Content-Type': 'image/jpeg', 'Content-Length': body.length, Accept: accept },
+      headers: { 'Content-Type': body[0] === 0x89 ? 'image/png' : 'image/jpeg', 'Content-Length': body.length, Accept: accept },
     }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -155,14 +165,21 @@ export interface HttpResult {
   topk5: number;
   five: number;
   pngBytes: number;
+  /** the small case (224×224 PNG in, PNG out) at concurrency 1, alternating with the JPEG requests */
+  small?: { p50: number; p95: number; stages: Record<string, number> };
 }
 
 /** Sequential latency, throughput under load, and topk=5 in one request vs five. */
-export async function benchHttp(server: ServerHandle, model: string, jpeg: Buffer, opts: { runs: number; concurrency: number; requests: number }): Promise<HttpResult> {
+export async function benchHttp(server: ServerHandle, model: string, jpeg: Buffer, opts: { runs: number; concurrency: number; requests: number; small?: Buffer }): Promise<HttpResult> {
   const q = `model=${encodeURIComponent(model)}&method=gradcam`;
-  for (let i = 0; i < 3; i++) await postCam(server.url, q, jpeg);
+  for (let i = 0; i < 3; i++) {
+    await postCam(server.url, q, jpeg);
+    if (opts.small) await postCam(server.url, q, opts.small);
+  }
   const lat: number[] = [];
   const stages: Record<string, number[]> = {};
+  const smallLat: number[] = [];
+  const smallStages: Record<string, number[]> = {};
   let pngBytes = 0;
   for (let i = 0; i < opts.runs; i++) {
     const a = await postCam(server.url, q, jpeg);
@@ -170,7 +187,13 @@ export async function benchHttp(server: ServerHandle, model: string, jpeg: Buffe
     pngBytes = a.body.length;
     lat.push(a.ms);
     for (const [k, v] of Object.entries(a.timing)) (stages[k] ??= []).push(v);
+    if (opts.small) {
+      const b = await postCam(server.url, q, opts.small);
+      smallLat.push(b.ms);
+      for (const [k, v] of Object.entries(b.timing)) (smallStages[k] ??= []).push(v);
+    }
   }
+  const medians = (st: Record<string, number[]>) => Object.fromEntries(Object.entries(st).map(([k, v]) => [k, median(v)]));
 
   // Throughput: `concurrency` clients, each sending its next request as soon as its answer is in.
   let sent = 0;
@@ -200,8 +223,9 @@ export async function benchHttp(server: ServerHandle, model: string, jpeg: Buffe
   }
   return {
     model, p50: median(lat), p95: percentile(lat, 0.95),
-    stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, median(v)])),
+    stages: medians(stages),
     concurrency: opts.concurrency, throughput: (opts.requests / wall) * 1000, loadedP50: median(loaded),
     single: median(single), topk5: median(one), five: median(five), pngBytes,
+    ...(opts.small ? { small: { p50: median(smallLat), p95: percentile(smallLat, 0.95), stages: medians(smallStages) } } : {}),
   };
 }
