@@ -230,8 +230,8 @@ async function main(): Promise<void> {
     } else {
       log('[pgc] camserve vs pytorch-grad-cam on resnet50 (bench/pgc.ts; several minutes, Score-CAM most of it)');
       const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/pgc.ts', '--model', 'resnet50', ...(flags.quick ? ['--rounds', '1', '--requests', '20'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-      if (r.status !== 0) throw new Error(`bench/pgc.ts failed (${r.status})`);
       out(r.stdout.trim().replace(/^## /m, '### '));
+      if (r.status !== 0) out(`(bench/pgc.ts failed with status ${r.status}: see its messages above)`);
     }
   }
   if (flags.out) {

@@ -94,6 +94,12 @@ try {
     for (const [k, v] of Object.entries(c)) (ours[k] ??= []).push(v);
   }
   await rt.release();
+  const m = (xs: number[] | undefined) => (xs ? median(xs) : NaN);
+  // The in-process table first, so that it is kept whatever happens to the HTTP part.
+  process.stdout.write(`\n## camserve vs pytorch-grad-cam, ${model}, ${new Date().toISOString().slice(0, 16)}Z, ${machine()}\n\n`);
+  process.stdout.write(`In process (median ms of ${values.rounds} alternating round(s); Score-CAM one run per round, batch 16 in both; PyTorch's bare forward for reference: ${m(theirs.forward).toFixed(1)} ms)\n\n`);
+  process.stdout.write('| method | pytorch-grad-cam | camserve engine | ratio |\n|---|---:|---:|---:|\n');
+  for (const k of METHODS) process.stdout.write(`| ${k} | ${m(theirs[k]).toFixed(1)} | ${m(ours[k]).toFixed(1)} | ${(m(theirs[k]) / m(ours[k])).toFixed(2)}× faster |\n`);
 
   // 2. Over HTTP, alternating per concurrency level.
   const camserve = await startBenchServer([model], { WORKERS: '1', ORT_THREADS: String(threads), DEFAULT_MODEL: model });
@@ -114,11 +120,6 @@ try {
   py.kill('SIGTERM');
   await camserve.stop();
 
-  const m = (xs: number[] | undefined) => (xs ? median(xs) : NaN);
-  process.stdout.write(`\n## camserve vs pytorch-grad-cam, ${model}, ${new Date().toISOString().slice(0, 16)}Z, ${machine()}\n\n`);
-  process.stdout.write(`In process (median ms; the bare forward pass of each framework for reference): PyTorch forward ${m(theirs.forward).toFixed(1)} ms\n\n`);
-  process.stdout.write('| method | pytorch-grad-cam | camserve engine | ratio |\n|---|---:|---:|---:|\n');
-  for (const k of METHODS) process.stdout.write(`| ${k} | ${m(theirs[k]).toFixed(1)} | ${m(ours[k]).toFixed(1)} | ${(m(theirs[k]) / m(ours[k])).toFixed(2)}× faster |\n`);
   process.stdout.write(`\nOver HTTP (JPEG 640×480 in, PNG overlay of the image out; ${values.requests} requests per level):\n\n`);
   process.stdout.write('| concurrency | Python server p50 / p95 | camserve p50 / p95 | Python req/s | camserve req/s |\n|---:|---:|---:|---:|---:|\n');
   for (const h of http) process.stdout.write(`| ${h.concurrency} | ${h.theirs.p50.toFixed(0)} / ${h.theirs.p95.toFixed(0)} ms | ${h.ours.p50.toFixed(0)} / ${h.ours.p95.toFixed(0)} ms | ${h.theirs.perSecond.toFixed(1)} | ${h.ours.perSecond.toFixed(1)} |\n`);

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -63,6 +64,7 @@ class Explainer:
         self.model, self.layer = load_model(name)
         self.batch = batch
         self.cams = {}
+        self.lock = threading.Lock()
 
     def cam(self, method):
         if method not in self.cams:
@@ -74,6 +76,12 @@ class Explainer:
         return self.cams[method]
 
     def explain(self, x, method):
+        # The library's CAM objects keep the hooks' activations and gradients on the instance: one explanation
+        # at a time (a threaded server's concurrent requests otherwise read each other's, or None).
+        with self.lock:
+            return self._explain(x, method)
+
+    def _explain(self, x, method):
         with torch.no_grad():
             target = int(self.model(x).argmax(1))
         return self.cam(method)(input_tensor=x, targets=[self.Target(target)])[0]
