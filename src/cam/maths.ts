@@ -14,6 +14,18 @@ export function weightChannels(l: LayerTensors, weights: Float32Array): Float32A
   return out;
 }
 
+/** Σ_k w_k A_k: [h, w], as sumChannels(weightChannels(l, weights)) computes it (the same float32 roundings in the same order) without the [C, h, w] product. */
+export function weightedSum(l: LayerTensors, weights: Float32Array): Float32Array {
+  const hw = l.h * l.w;
+  const out = new Float32Array(hw);
+  for (let k = 0; k < l.C; k++) {
+    const wk = weights[k];
+    const base = k * hw;
+    for (let i = 0; i < hw; i++) out[i] += Math.fround(wk * l.A[base + i]);
+  }
+  return out;
+}
+
 /** Σ_k X_k: [C, h, w] → [h, w]. */
 export function sumChannels(x: Float32Array, C: number, hw: number): Float32Array {
   const out = new Float32Array(hw);
