@@ -108,3 +108,15 @@ test('a model whose model.json is wrong is refused at load with the listed probl
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('an image of the model\'s own size is normalised as it is, whatever the resize mode (no resampling)', async () => {
+  const px = image(8, 6, (x, y) => [(x * 37 + y * 11) & 255, (x * 5 + y * 91) & 255, (x * y * 13) & 255]);
+  for (const resize of ['stretch', 'crop', 'pad'] as const) {
+    const m = await withManifest({ input: { resize, size: [6, 8] } }, (d) => readManifest(d));
+    const x = await toModelInput(px, model(m.input, [6, 8]));
+    const { scale, mean, std } = m.input;
+    const want = new Float32Array(3 * 48);
+    for (let c = 0; c < 3; c++) for (let i = 0; i < 48; i++) want[c * 48 + i] = (px.data[i * 3 + c] * scale - mean[c]) / std[c];
+    assert.deepEqual([...x], [...want], resize);
+  }
+});
