@@ -194,6 +194,43 @@ export interface LinearHead {
 /** Ops between the pooling and the linear layer that leave values as they are. */
 const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'Squeeze', 'Identity', 'Dropout']);
 
+/** The pooling → linear part of a head path: the linear node and its constant weight matrix. */
+interface PoolLinear {
+  linear: NodeProto;
+  /** [classes, C] (transposed: Gemm with transB) or [C, classes] */
+  weights: Float32Array;
+  transposed: boolean;
+  classes: number;
+}
+
+/**
+ * `path` (the nodes from a layer of C channels to the logits) as global average pooling (GlobalAveragePool,
+ * or ReduceMean over the spatial axes) → reshapes → one linear layer (Gemm with transA 0, or MatMul) →
+ * optionally one Add → the logits. 'shape' where the path is anything else, 'weights' where the linear
+ * layer's weights are not a constant matrix. (ModelError from a ReduceMean whose axes are not constant.)
+ */
+async function poolLinear(model: OnnxModel, path: NodeProto[], C: number): Promise<PoolLinear | 'shape' | 'weights'> {
+  const pool = path[0];
+  if (!pool) return 'shape';
+  if (pool.op_type === 'ReduceMean') {
+    const axes = attrInts(pool, 'axes') ?? (pool.input[1] ? await model.constantNumbers(pool.input[1], 'axes') : undefined);
+    if (!axes || [...axes].map((a) => (a < 0 ? a + 4 : a)).sort().join() !== '2,3') return 'shape';
+  } else if (pool.op_type !== 'GlobalAveragePool') return 'shape';
+  let i = 1;
+  while (i < path.length && PASS_THROUGH.has(path[i].op_type)) i++;
+  const linear = path[i];
+  if (!linear || (linear.op_type !== 'Gemm' && linear.op_type !== 'MatMul')) return 'shape';
+  const rest = path.slice(i + 1);
+  if (rest.length > 1 || (rest.length === 1 && rest[0].op_type !== 'Add')) return 'shape';
+  if (linear.op_type === 'Gemm' && attrInt(linear, 'transA', 0) === 1) return 'shape';
+  const w = await model.constantValue(linear.input[1]);
+  if (!w || !(w.data instanceof Float32Array) || w.dims.length !== 2) return 'weights';
+  const transposed = linear.op_type === 'Gemm' && attrInt(linear, 'transB', 0) === 1;
+  const [r, c] = w.dims;
+  if ((transposed ? c : r) !== C) return 'shape';
+  return { linear, weights: w.data, transposed, classes: transposed ? r : c };
+}
+
 /**
  * Matches the head after `layer` against global average pooling (GlobalAveragePool, or ReduceMean over the
  * spatial axes) → reshapes → one linear layer (Gemm, or MatMul + Add) → the logits, and returns the
@@ -204,34 +241,17 @@ export async function matchLinearHead(model: OnnxModel, shapes: Map<string, Tens
   const why = `the head after "${layer}" is ${path.map((n) => n.op_type).join(' → ') || '(empty)'}, not global average pooling then one linear layer`;
   const C = shapes.get(layer)?.dims[1];
   if (C === undefined) throw new ExplainError(`layer "${layer}" is not a tensor of the model`);
-  let i = 0;
-  const pool = path[i];
-  if (!pool) throw new ExplainError(why);
-  if (pool.op_type === 'ReduceMean') {
-    const axes = attrInts(pool, 'axes') ?? (pool.input[1] ? await model.constantNumbers(pool.input[1], 'axes') : undefined);
-    if (!axes || [...axes].map((a) => (a < 0 ? a + 4 : a)).sort().join() !== '2,3') throw new ExplainError(why);
-  } else if (pool.op_type !== 'GlobalAveragePool') throw new ExplainError(why);
-  i++;
-  while (i < path.length && PASS_THROUGH.has(path[i].op_type)) i++;
-  const linear = path[i];
-  if (!linear || (linear.op_type !== 'Gemm' && linear.op_type !== 'MatMul')) throw new ExplainError(why);
-  const rest = path.slice(i + 1);
-  if (rest.length > 1 || (rest.length === 1 && rest[0].op_type !== 'Add')) throw new ExplainError(why);
-  if (linear.op_type === 'Gemm' && attrInt(linear, 'transA', 0) === 1) throw new ExplainError(why);
-  const w = await model.constantValue(linear.input[1]);
-  if (!w || !(w.data instanceof Float32Array) || w.dims.length !== 2) throw new ExplainError(`${why}: its weights are not a constant matrix`);
-  // Gemm with transB stores [classes, C]; otherwise the matrix is [C, classes].
-  const transposed = linear.op_type === 'Gemm' && attrInt(linear, 'transB', 0) === 1;
-  const [r, c] = w.dims;
-  if ((transposed ? c : r) !== C) throw new ExplainError(why);
-  const data = w.data;
+  const m = await poolLinear(model, path, C);
+  if (m === 'shape') throw new ExplainError(why);
+  if (m === 'weights') throw new ExplainError(`${why}: its weights are not a constant matrix`);
+  const { weights: data, transposed, classes } = m;
   return {
     channels: C,
-    classes: transposed ? r : c,
+    classes,
     row(target) {
-      if (transposed) return data.slice(target * c, (target + 1) * c);
+      if (transposed) return data.slice(target * C, (target + 1) * C);
       const out = new Float32Array(C);
-      for (let k = 0; k < C; k++) out[k] = data[k * c + target];
+      for (let k = 0; k < C; k++) out[k] = data[k * classes + target];
       return out;
     },
   };
@@ -258,7 +278,7 @@ export interface LinearGradient {
  * Squeeze / Identity / Dropout → Gemm (transA 0, constant B, its α kept) or MatMul (constant right
  * operand) → optionally Add of a bias that does not depend on the layer → the logits, each shape checked
  * against the probe ([1, C] into the linear layer, [1, classes] out). Undefined, with no error, otherwise.
- * (Matched apart from matchLinearHead, which serves CAM's weights and tolerates more.)
+ * The pooling → linear part is poolLinear's, as for matchLinearHead (CAM's weights, without the chain and shape checks).
  */
 export async function matchLinearGradient(model: OnnxModel, shapes: Map<string, TensorInfo>, layer: string, logits: string): Promise<LinearGradient | undefined> {
   const dims = shapes.get(layer)?.dims;
@@ -277,29 +297,14 @@ export async function matchLinearGradient(model: OnnxModel, shapes: Map<string, 
     prev = n.output[0];
   }
   if (prev !== logits) return undefined;
-  const pool = path[0];
-  if (pool.op_type === 'ReduceMean') {
-    const axes = attrInts(pool, 'axes') ?? (pool.input[1] && model.isConstant(pool.input[1]) ? await model.constantNumbers(pool.input[1], 'axes') : undefined);
-    if (!axes || [...axes].map((a) => (a < 0 ? a + 4 : a)).sort().join() !== '2,3') return undefined;
-  } else if (pool.op_type !== 'GlobalAveragePool') return undefined;
-  let i = 1;
-  while (i < path.length && PASS_THROUGH.has(path[i].op_type)) i++;
-  const linear = path[i];
-  if (!linear || (linear.op_type !== 'Gemm' && linear.op_type !== 'MatMul')) return undefined;
-  const rest = path.slice(i + 1);
-  if (rest.length > 1 || (rest.length === 1 && rest[0].op_type !== 'Add')) return undefined;
+  // A ReduceMean whose axes are not constant is no match here (matchLinearHead reports it).
+  const m = await poolLinear(model, path, C).catch((e: unknown) => { if (e instanceof ModelError) return 'shape' as const; throw e; });
+  if (typeof m === 'string') return undefined;
+  const { linear, classes, transposed } = m;
   const into = shapes.get(linear.input[0])?.dims;
   if (!into || into.length !== 2 || into[0] !== 1 || into[1] !== C) return undefined;
-  if (linear.op_type === 'Gemm' && attrInt(linear, 'transA', 0) !== 0) return undefined;
-  if (!model.isConstant(linear.input[1])) return undefined;
-  const wv = await model.constantValue(linear.input[1]);
-  if (!wv || !(wv.data instanceof Float32Array) || wv.dims.length !== 2) return undefined;
-  const transposed = linear.op_type === 'Gemm' && attrInt(linear, 'transB', 0) === 1;
-  const [r, c] = wv.dims;
-  if ((transposed ? c : r) !== C) return undefined;
-  const classes = transposed ? r : c;
   const out = shapes.get(logits)?.dims;
   if (!out || out.length !== 2 || out[0] !== 1 || out[1] !== classes) return undefined;
   const alpha = linear.op_type === 'Gemm' ? attrFloat(linear, 'alpha', 1) : 1;
-  return { channels: C, classes, scale: alpha / (h * w), weights: wv.data, transposed };
+  return { channels: C, classes, scale: alpha / (h * w), weights: m.weights, transposed };
 }
