@@ -60,9 +60,11 @@ export async function buildInputBackward(rt: ModelRuntime, relu: 'plain' | 'guid
  * G does not depend on A through floating-point tensors (pooling → linear heads, max-pooling's routing
  * alone), H = 0 and no session is built.
  */
-export async function buildHessianRun(rt: ModelRuntime, set: LayerSet, layer: string, options: SessionOptions, perSeed = false): Promise<HessianRun> {
+export async function buildHessianRun(rt: ModelRuntime, set: LayerSet, layer: string, options: SessionOptions): Promise<HessianRun> {
   try {
     const headModel = await rt.headModel(set);
+    // Seeded as the head's backward is (one seed per run where attention moves the batch axis).
+    const perSeed = rt.perSeed(headModel, set);
     const first = await buildGradientPatch(headModel, rt.tensorInfos(), { targets: set.layers, output: rt.info.logits, perSeed });
     const g = first.gradients[layer];
     const once = await OnnxModel.fromBytes(pruneToOutputs(headModel.withPatch(first.patch), [g]).bytes, rt.model.file);

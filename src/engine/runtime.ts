@@ -411,6 +411,16 @@ export class ModelRuntime {
     return folded ? await OnnxModel.fromBytes(folded, this.model.file) : headModel;
   }
 
+  /**
+   * Whether the head's backward takes one seed per run (see autodiff's perSeed): attention that moves or merges
+   * the batch axis, or windows folded into it, leave a tensor on the float path without batch 1 in axis 0.
+   */
+  perSeed(headModel: OnnxModel, set: LayerSet): boolean {
+    const floating = (t: string) => /float/.test(this.shapes.get(t)?.type ?? 'float32');
+    return nodesOnPath(headModel, set.layers, this.info.logits, floating)
+      .some((i) => [...headModel.nodes[i].input, ...headModel.nodes[i].output].some((t) => t && floating(t) && !headModel.isConstant(t) && (this.shapes.get(t)?.dims[0] ?? 1) !== 1));
+  }
+
   /** The head with its backward pass, pruned to what the gradients need. */
   headRun(set: LayerSet): Promise<HeadRun> {
     set.head ??= (async () => {
@@ -422,10 +432,7 @@ export class ModelRuntime {
         );
       }
       const headModel = await this.headModel(set);
-      // Attention that moves or merges the batch axis, windows folded into it: one seed per run.
-      const floating = (t: string) => /float/.test(this.shapes.get(t)?.type ?? 'float32');
-      const perSeed = nodesOnPath(headModel, set.layers, this.info.logits, floating)
-        .some((i) => [...headModel.nodes[i].input, ...headModel.nodes[i].output].some((t) => t && floating(t) && !headModel.isConstant(t) && (this.shapes.get(t)?.dims[0] ?? 1) !== 1));
+      const perSeed = this.perSeed(headModel, set);
       const grad = await buildGradientPatch(headModel, this.shapes, { targets: set.layers, output: this.info.logits, perSeed });
       // Only what the gradients need: onnxruntime runs every node of a graph whatever the fetches, and the
       // head's own forward (pooling, classifier) is dead weight when the backward does not read it.
@@ -460,8 +467,7 @@ export class ModelRuntime {
     set.hessian ??= new Map();
     let p = set.hessian.get(layer);
     if (!p) {
-      // The same seeding as the head's backward (one seed per run where attention moves the batch axis).
-      p = this.headRun(set).then((head) => buildHessianRun(this, set, layer, this.headOptions(), head.perSeed));
+      p = buildHessianRun(this, set, layer, this.headOptions());
       set.hessian.set(layer, p);
     }
     return p;
