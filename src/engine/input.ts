@@ -128,15 +128,11 @@ export async function toModelInput(image: RgbImage, model: ModelInputSpec): Prom
   const g = inputGeometry(image, { width: W, height: H }, spec.resize, fitOf(spec));
   // An image of the model's own size needs no resampling, cropping or padding: its bytes are the input's.
   const asIs = image.width === W && image.height === H && g.scaled.width === W && g.scaled.height === H && g.offset.x === 0 && g.offset.y === 0;
-  const { data, info } = asIs ? { data: image.data, info: { width: W, height: H, channels: 3 } } : await resample(image, spec, g, W, H);
-  if (info.width !== W || info.height !== H || info.channels !== 3) {
-    throw new RangeError(`preprocessing produced ${info.width}×${info.height}×${info.channels}, expected ${W}×${H}×3`);
-  }
-  return normalise(data, spec, W, H, C, nhwc);
+  return normalise(asIs ? image.data : await resample(image, spec, g, W, H), spec, W, H, C, nhwc);
 }
 
 /** The image resized (and cropped or padded) to the model's W×H by sharp, as 8-bit RGB. */
-async function resample(image: RgbImage, spec: InputSpec, g: ReturnType<typeof inputGeometry>, W: number, H: number): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }> {
+async function resample(image: RgbImage, spec: InputSpec, g: ReturnType<typeof inputGeometry>, W: number, H: number): Promise<Buffer> {
   let p = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
     .resize({ width: g.scaled.width, height: g.scaled.height, fit: 'fill', kernel: 'linear' });
   if (spec.resize === 'crop') {
@@ -149,7 +145,11 @@ async function resample(image: RgbImage, spec: InputSpec, g: ReturnType<typeof i
       background: spec.padValue ? { r: spec.padValue, g: spec.padValue, b: spec.padValue } : PAD_BACKGROUND,
     });
   }
-  return p.raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await p.raw().toBuffer({ resolveWithObject: true });
+  if (info.width !== W || info.height !== H || info.channels !== 3) {
+    throw new RangeError(`preprocessing produced ${info.width}×${info.height}×${info.channels}, expected ${W}×${H}×3`);
+  }
+  return data;
 }
 
 /** x = pixel · a[c] + b[c] per channel, in the model's channel order and layout. */
