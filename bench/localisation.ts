@@ -17,10 +17,10 @@
 // map per class) and is left out. ROAD (road_combined, the model's sigmoid score, percentiles
 // --road-percentiles, default 20,40,60,80 as ARCC's) is measured on the first --road-scenes scenes (default
 // 20) through the engine's metrics (one more explain() per scene with metrics=road_combined).
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cpuModel, packageVersion } from './machine.js';
 import { printHeaderHelp } from './usage.js';
 import { fileURLToPath } from 'node:url';
 import { METHOD_NAMES, isMethodName, type MethodName } from '../src/cam/types.js';
@@ -96,21 +96,7 @@ function parseFlags(argv: string[]): Flags {
   return f;
 }
 
-function cpuModel(): string {
-  try {
-    const m = /^Model name:\s*(.+)$/m.exec(execFileSync('lscpu', { encoding: 'utf8' }));
-    if (m) return m[1]!.trim();
-  } catch { /* no lscpu */ }
-  return os.cpus()[0]?.model ?? 'unknown CPU';
-}
 
-function version(pkg: string): string {
-  try {
-    return (JSON.parse(readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return '?';
-  }
-}
 
 const pct = (v: number) => (Number.isNaN(v) ? '–' : `${(100 * v).toFixed(1)}%`);
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -183,7 +169,7 @@ async function main(): Promise<void> {
   out();
   out(`- date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`);
   out(`- machine: ${cpuModel()}, ${cores} cores (shared), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${os.type()} ${os.release()}`);
-  out(`- software: Node ${process.version}, onnxruntime-node ${version('onnxruntime-node')}, sharp ${version('sharp')}; ${flags.threads} intra-op thread(s)`);
+  out(`- software: Node ${process.version}, onnxruntime-node ${packageVersion('onnxruntime-node')}, sharp ${packageVersion('sharp')}; ${flags.threads} intra-op thread(s)`);
   out(`- command: \`npm run bench:localisation${argv.length ? ` -- ${argv.join(' ')}` : ''}\` (${totalS.toFixed(0)} s in all)`);
   out(`- model: \`${path.relative(ROOT, flags.model) || '.'}\`, layer \`${layer}\` (${dims ? dims.slice(1).join('×') : '?'}), maps upsampled bilinearly to 128×128`);
   out(`- scenes: seeds ${flags.start}..${flags.start + flags.scenes - 1} (held out, never trained on): ${flags.scenes} scenes, ${pairs} (scene, class) pairs, ` +

@@ -12,13 +12,14 @@
 //      concurrency 1, throughput at concurrency 2 × workers, topk=5 in one request vs five requests,
 //      and the server's peak RSS; a 224×224 PNG in, alternating with the JPEG;
 //   3. camserve vs pytorch-grad-cam itself (bench/pgc.ts) where PyTorch and the library are here (--no-pgc: not).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cpuModel, packageVersion } from './machine.js';
 import { printHeaderHelp } from './usage.js';
 import sharp from 'sharp';
-import { available, benchBuild, benchEngine, type EngineResult } from './engine.js';
+import { available, BENCH_MODELS, benchBuild, benchEngine, type EngineResult } from './engine.js';
 import { benchHttp, benchJpeg, benchPng, startBenchServer, type HttpResult } from './http.js';
 
 interface Flags {
@@ -68,21 +69,7 @@ function parseFlags(argv: string[]): Flags {
   return f;
 }
 
-function cpuModel(): string {
-  try {
-    const m = /^Model name:\s*(.+)$/m.exec(execFileSync('lscpu', { encoding: 'utf8' }));
-    if (m) return m[1].trim();
-  } catch { /* no lscpu */ }
-  return os.cpus()[0]?.model ?? 'unknown CPU';
-}
 
-function version(pkg: string): string {
-  try {
-    return (JSON.parse(readFileSync(path.resolve('node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return '?';
-  }
-}
 
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const x = (v: number) => `${v.toFixed(2)}×`;
@@ -105,7 +92,7 @@ async function main(): Promise<void> {
   out();
   out(`- date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`);
   out(`- machine: ${cpuModel()}, ${cores} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; ${os.type()} ${os.release()}`);
-  out(`- software: Node ${process.version}, onnxruntime-node ${version('onnxruntime-node')}, sharp ${version('sharp')} (libvips ${sharp.versions.vips})`);
+  out(`- software: Node ${process.version}, onnxruntime-node ${packageVersion('onnxruntime-node')}, sharp ${packageVersion('sharp')} (libvips ${sharp.versions.vips})`);
   out(`- command: \`npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}\``);
   out(`- models: torchvision ${models.join(', ')} (random weights), 224×224, batch 1; the floor is a bare onnxruntime-node session of the original model, ${flags.threads} intra-op threads: the faster of onnxruntime's default options (spinning threads) and the server's (no spinning)`);
   out();
@@ -223,7 +210,7 @@ async function main(): Promise<void> {
 
   // 3. Side by side with pytorch-grad-cam itself (bench/pgc.ts), where PyTorch and the library are here.
   if (flags.pgc) {
-    const missing = [path.join('bench/models/resnet50/model.pt'), 'tmp/refs/pytorch-grad-cam/pytorch_grad_cam', '/usr/bin/python3']
+    const missing = [path.join(BENCH_MODELS, 'resnet50', 'model.pt'), 'tmp/refs/pytorch-grad-cam/pytorch_grad_cam', '/usr/bin/python3']
       .filter((f) => !existsSync(f));
     if (missing.length) {
       out(`### camserve vs pytorch-grad-cam: not run (missing ${missing.join(', ')}; see bench/pgc.ts)`);

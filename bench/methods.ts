@@ -7,7 +7,6 @@
 //                            [--metrics a,b,...|none] [--out FILE]
 //
 // Methods of many forward runs (scorecam, iscam, sscam) run once. Printed as a markdown table.
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,8 @@ import { METHOD_NAMES, isMethodName, type MethodName } from '../src/cam/types.js
 import { ModelRuntime } from '../src/engine/runtime.js';
 import { decodeImage, toModelInput } from '../src/engine/input.js';
 import { evaluateMetrics, METRIC_NAMES, isMetricName, type MetricName } from '../src/metrics/index.js';
+import { median } from './engine.js';
+import { cpuModel, packageVersion } from './machine.js';
 import { printHeaderHelp } from './usage.js';
 
 const SLOW = new Set<MethodName>(['scorecam', 'iscam', 'sscam']);
@@ -42,17 +43,9 @@ function flags(argv: string[]) {
   return f;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-function cpuModel(): string {
-  try {
-    const m = /^Model name:\s*(.+)$/m.exec(execFileSync('lscpu', { encoding: 'utf8' }));
-    if (m) return m[1].trim();
-  } catch { /* no lscpu */ }
-  return os.cpus()[0]?.model ?? 'unknown CPU';
-}
 
 async function main(): Promise<void> {
   const f = flags(process.argv.slice(2));
@@ -61,10 +54,9 @@ async function main(): Promise<void> {
   const rt = await ModelRuntime.load(f.model, { intraOpThreads: f.threads });
   const image = await decodeImage(readFileSync(f.image), { maxPixels: 1e8, maxSide: 8192 });
   const input = await toModelInput(image.rgb, rt.info);
-  const version = (JSON.parse(readFileSync('node_modules/onnxruntime-node/package.json', 'utf8')) as { version: string }).version;
   out(`## Method costs: ${path.relative(process.cwd(), f.model)} (${rt.info.inputSize.width}×${rt.info.inputSize.height}, ${rt.info.numClasses} classes, default layer ${rt.info.defaultLayer} ${rt.tensorDims(rt.info.defaultLayer)!.slice(1).join('×')})`);
   out();
-  out(`- date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; machine: ${cpuModel()}, ${os.availableParallelism()} cores (shared), Node ${process.version}, onnxruntime-node ${version}, ${f.threads} intra-op threads; input batch ${rt.dynamicBatch ? 'dynamic' : 'fixed at 1 (runs one at a time)'} (${rt.info.batch.note})`);
+  out(`- date: ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; machine: ${cpuModel()}, ${os.availableParallelism()} cores (shared), Node ${process.version}, onnxruntime-node ${packageVersion('onnxruntime-node')}, ${f.threads} intra-op threads; input batch ${rt.dynamicBatch ? 'dynamic' : 'fixed at 1 (runs one at a time)'} (${rt.info.batch.note})`);
   out(`- image: ${path.relative(process.cwd(), f.image)}; first call: builds the method's sessions; then the median of ${f.runs} runs (methods of many runs: one run)`);
   out();
   out('| method | first call | per explanation | forward | backward | map |');
