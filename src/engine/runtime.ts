@@ -37,6 +37,12 @@ export interface ModelInfo {
   batch: { mode: BatchMode; size?: number; note: string; blockedBy?: { op: string; node: string } };
   /** what loading had to give up (e.g. a float twin that could not be built) */
   warnings: string[];
+  /**
+   * Which files this describes (a digest of their names, sizes and times), set by the inference worker
+   * that loaded them. A job names the version it was planned against, so that a reload never runs one
+   * version's plan (layers, classes, input size) on another version's sessions.
+   */
+  version?: string;
 }
 
 /** The candidate a layer item names: by its name, its tensor, or the node that produces the tensor. */

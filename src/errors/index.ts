@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   'not-ready': { status: 503, title: 'Not ready', exit: 6 },
   'shutting-down': { status: 503, title: 'Shutting down', exit: 6 },
   'deadline-exceeded': { status: 503, title: 'Deadline exceeded', exit: 6 },
+  'model-changed': { status: 503, title: 'Model replaced', exit: 6 },
 } as const satisfies Record<string, { status: number; title: string; exit: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -62,7 +62,7 @@ export function createMetrics(pool: () => PoolGauge | undefined, jobs: () => Job
   });
   const shed = new client.Counter({
     name: 'camserve_shed_total',
-    help: 'Requests answered 503 (load shed), by reason: overloaded, shutting-down, deadline-exceeded, not-ready',
+    help: 'Requests answered 503 (load shed), by reason: overloaded, shutting-down, deadline-exceeded, not-ready, model-changed',
     labelNames: ['reason'] as const,
     registers: [registry],
   });

@@ -35,9 +35,15 @@ export interface PoolOptions {
   pollMs?: number;
   /** told about every reload (by reload() or the polling): what changed, or why it failed */
   onReload?(r: { changes?: ReloadChanges; error?: Error; trigger: 'request' | 'poll' }): void;
+  /**
+   * a version a reload replaced or removed stays loaded at least this long after the swap (ms), and as
+   * long as a queued or running job names it: requests planned against it just before the swap (their
+   * image still being decoded) run on it. A job naming a version already dropped is `model-changed`.
+   */
+  keepSupersededMs?: number;
 }
 
-export const POOL_DEFAULTS = { cancelGraceMs: 1000, watchdogMs: 15 * 60_000 } as const;
+export const POOL_DEFAULTS = { cancelGraceMs: 1000, watchdogMs: 15 * 60_000, keepSupersededMs: 10_000 } as const;
 
 /** What a job asks of a worker: an explanation, or one of the inspection jobs. */
 type Work =
@@ -49,6 +55,7 @@ type Work =
 interface Job {
   id: number;
   model: string;
+  version?: string;
   work: Work;
   resolve(r: unknown): void;
   reject(e: Error): void;
@@ -95,6 +102,11 @@ export interface JobOptions {
   onProgress?(done: number, total: number): void;
   /** who asks (an API key's name or a client address): one client may not fill the whole queue */
   client?: string;
+  /**
+   * the model's version the request was planned against (ModelInfo.version): the job runs on that
+   * version even if a reload has replaced it since; none: the version current when the job starts
+   */
+  version?: string;
 }
 
 export interface PoolStats {
@@ -168,10 +180,15 @@ export class InferencePool {
   private nextReload = 1;
   private readonly reloadReplies = new Map<number, { waiting: Set<Worker>; first?: { statuses: ModelStatus[]; changes: ReloadChanges }; done(): void }>();
   private poller?: NodeJS.Timeout;
+  /** versions a reload superseded, with when, until every worker is told to drop them */
+  private superseded: { model: string; version: string; since: number }[] = [];
+  private sweeper?: NodeJS.Timeout;
+  private readonly keepSupersededMs: number;
 
   private constructor(private init: WorkerInit, private readonly opts: PoolOptions) {
     this.cancelGraceMs = opts.cancelGraceMs ?? POOL_DEFAULTS.cancelGraceMs;
     this.watchdogMs = opts.watchdogMs ?? POOL_DEFAULTS.watchdogMs;
+    this.keepSupersededMs = opts.keepSupersededMs ?? POOL_DEFAULTS.keepSupersededMs;
   }
 
   static async start(opts: PoolOptions): Promise<InferencePool> {
@@ -309,8 +326,45 @@ export class InferencePool {
       added: models.filter((m) => !previous.has(m.id)).map((m) => m.id), removed: [...previous].filter((i) => !models.some((m) => m.id === i)),
       replaced: [], unchanged: [], keptPrevious: [],
     };
-    if (answered) this.statuses = answered.statuses;
+    if (answered) {
+      const now = new Map(answered.statuses.map((m) => [m.id, m.ok ? m.info.version : undefined]));
+      for (const m of this.statuses) {
+        if (m.ok && m.info.version !== undefined && now.get(m.id) !== m.info.version) {
+          this.superseded.push({ model: m.id, version: m.info.version, since: Date.now() });
+        }
+      }
+      this.statuses = answered.statuses;
+      this.sweepSuperseded();
+    }
     return { changes, models: this.statuses };
+  }
+
+  /**
+   * Tells the workers to drop each superseded version that is old enough and that no queued or running
+   * job names; looks again later while some remain.
+   */
+  private sweepSuperseded(): void {
+    clearTimeout(this.sweeper);
+    this.sweeper = undefined;
+    if (this.superseded.length === 0) return;
+    const named = new Set([...this.queue, ...this.slots.map((s) => s.job)].flatMap((j) => (j?.version ? [`${j.model}@${j.version}`] : [])));
+    const now = Date.now();
+    this.superseded = this.superseded.filter((v) => {
+      if (now - v.since < this.keepSupersededMs || named.has(`${v.model}@${v.version}`)) return true;
+      for (const slot of this.slots) {
+        try {
+          const msg: WorkerRequest = { type: 'drop', model: v.model, version: v.version };
+          slot.worker.postMessage(msg);
+        } catch {
+          // an exited worker holds nothing
+        }
+      }
+      return false;
+    });
+    if (this.superseded.length === 0 || this.closing) return;
+    const next = Math.max(250, Math.min(...this.superseded.map((v) => v.since + this.keepSupersededMs - now)));
+    this.sweeper = setTimeout(() => this.sweepSuperseded(), next);
+    this.sweeper.unref();
   }
 
   private reloadAnswered(worker: Worker, msg: { reload: number; statuses: ModelStatus[]; changes: ReloadChanges }): void {
@@ -429,7 +483,7 @@ export class InferencePool {
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal, 'before it was queued'));
     return new Promise<T>((resolve, reject) => {
       const job: Job = {
-        id: this.nextId++, model, work, resolve: resolve as (r: unknown) => void, reject, signal: opts.signal, settled: false,
+        id: this.nextId++, model, version: opts.version, work, resolve: resolve as (r: unknown) => void, reject, signal: opts.signal, settled: false,
         weight, client: opts.client, onProgress: opts.onProgress,
       };
       if (opts.signal) {
@@ -522,7 +576,7 @@ export class InferencePool {
   private post(slot: Slot, job: Job): void {
     const work = job.work;
     if (work.type === 'facts') {
-      const msg: WorkerRequest = { type: 'facts', job: job.id, model: job.model };
+      const msg: WorkerRequest = { type: 'facts', job: job.id, model: job.model, version: job.version };
       slot.worker.postMessage(msg);
       return;
     }
@@ -535,7 +589,7 @@ export class InferencePool {
         seen.add(x.buffer);
         return own ? r : { ...r, input: Float32Array.from(x) };
       });
-      const msg: WorkerRequest = { type: 'explain-batch', job: job.id, model: job.model, reqs: work.reqs, maxBatch: work.maxBatch };
+      const msg: WorkerRequest = { type: 'explain-batch', job: job.id, model: job.model, version: job.version, reqs: work.reqs, maxBatch: work.maxBatch };
       slot.worker.postMessage(msg, work.reqs.map((r) => r.input.buffer as ArrayBuffer));
       return;
     }
@@ -543,8 +597,8 @@ export class InferencePool {
     const x = work.req.input;
     if (x.byteOffset !== 0 || x.byteLength !== x.buffer.byteLength) work.req = { ...work.req, input: Float32Array.from(x) };
     const msg: WorkerRequest = work.type === 'explain'
-      ? { type: 'explain', job: job.id, model: job.model, req: work.req, progress: job.onProgress !== undefined }
-      : { type: 'tensors', job: job.id, model: job.model, req: work.req };
+      ? { type: 'explain', job: job.id, model: job.model, version: job.version, req: work.req, progress: job.onProgress !== undefined }
+      : { type: 'tensors', job: job.id, model: job.model, version: job.version, req: work.req };
     slot.worker.postMessage(msg, [work.req.input.buffer as ArrayBuffer]);
   }
 
@@ -574,6 +628,7 @@ export class InferencePool {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.poller);
+    clearTimeout(this.sweeper);
     while (this.queue.length || this.slots.some((s) => s.job)) await new Promise((r) => setTimeout(r, 20));
     clearInterval(this.watchdog);
     const slots = this.slots.splice(0);

@@ -31,17 +31,20 @@ export interface ReloadChanges {
 
 export type WorkerRequest =
   /** `progress`: send a progress message after each batch of forward runs */
-  | { type: 'explain'; job: number; model: string; req: ExplainRequest; progress?: boolean }
+  /** (every job names its model and, optionally, the version it was planned against: ModelInfo.version) */
+  | { type: 'explain'; job: number; model: string; version?: string; req: ExplainRequest; progress?: boolean }
   /** several inputs with the same method and layers (one trunk run where the model takes batches) */
-  | { type: 'explain-batch'; job: number; model: string; reqs: ExplainRequest[]; maxBatch?: number }
+  | { type: 'explain-batch'; job: number; model: string; version?: string; reqs: ExplainRequest[]; maxBatch?: number }
   /** inspection: a layer's activations (and class-score gradients) for one input */
-  | { type: 'tensors'; job: number; model: string; req: TensorsRequest }
+  | { type: 'tensors'; job: number; model: string; version?: string; req: TensorsRequest }
   /** inspection: the model's graph facts (for the summary and graph views) */
-  | { type: 'facts'; job: number; model: string }
+  | { type: 'facts'; job: number; model: string; version?: string }
   /** stop a running job at its next checkpoint (between batches of forward runs) */
   | { type: 'cancel'; job: number }
   /** load the models as they are now (new, changed), drop removed ones; answered by `reloaded` */
   | { type: 'reload'; reload: number; models: ModelEntry[] }
+  /** a version a reload superseded that no job can name any more: release it */
+  | { type: 'drop'; model: string; version: string }
   | { type: 'shutdown' };
 
 export type WorkerReply =

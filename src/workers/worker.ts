@@ -1,5 +1,6 @@
 // An inference worker thread: loads every model once (its own onnxruntime sessions), warms it up, then
 // answers jobs one at a time — explanations, and the inspection jobs (tensors of an input, graph facts).
+import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ModelRuntime, tensorTransferables, type ExplainRequest, type ExplainResult } from '../engine/index.js';
 import { CamserveError, toErrorData } from '../errors/index.js';
@@ -11,11 +12,23 @@ import type { ModelEntry, ModelStatus, ReloadChanges, WorkerInit, WorkerReply, W
 const init = workerData as WorkerInit;
 /** Loaded models by id: the runtime (absent for a model that failed), the stamp of its files, its status. */
 let loaded = new Map<string, { rt?: ModelRuntime; stamp: string; status: ModelStatus }>();
-const facts = new Map<string, ModelFacts>();
+/**
+ * Versions a reload replaced or removed, by model id and version: they keep serving the jobs planned
+ * against them (the HTTP thread checked those requests against that version's layers, classes and input
+ * size) until the pool says no job can name them any more (`drop`).
+ */
+const superseded = new Map<string, Map<string, ModelRuntime>>();
+/** Graph facts of each runtime (a new version is a new runtime). */
+const facts = new WeakMap<ModelRuntime, ModelFacts>();
 /** The running job's cancel switch (one job at a time). */
 const running = new Map<number, AbortController>();
-/** Runtimes replaced by a reload, released once no job runs. */
+/** Runtimes dropped, released once no job runs. */
 const retired: ModelRuntime[] = [];
+
+/** The version of a model's files: a short digest of their stamp (every worker computes the same). */
+function versionOf(stamp: string): string {
+  return createHash('sha256').update(stamp).digest('hex').slice(0, 16);
+}
 
 /**
  * onnxruntime's intra-op threads do not busy-wait here: after every run a spinning pool keeps a core busy
@@ -26,7 +39,7 @@ const retired: ModelRuntime[] = [];
 const SPINNING = false;
 
 /** Loads and warms one model; a failure is its status. */
-async function loadOne({ id, dir }: ModelEntry): Promise<{ rt?: ModelRuntime; status: ModelStatus }> {
+async function loadOne({ id, dir, stamp }: ModelEntry): Promise<{ rt?: ModelRuntime; status: ModelStatus }> {
   try {
     const rt = await ModelRuntime.load(dir, { id, intraOpThreads: init.intraOpThreads, batchSize: init.batchSize, spinning: SPINNING });
     let warning: string | undefined;
@@ -37,7 +50,7 @@ async function loadOne({ id, dir }: ModelEntry): Promise<{ rt?: ModelRuntime; st
     } catch (e) {
       warning = `gradient methods unavailable at the default layer: ${(e as Error).message}`;
     }
-    return { rt, status: { id, ok: true, info: rt.info, ...(warning ? { warning } : {}) } };
+    return { rt, status: { id, ok: true, info: { ...rt.info, version: versionOf(stamp) }, ...(warning ? { warning } : {}) } };
   } catch (e) {
     const message = (e as Error).message;
     return { status: { id, ok: false, error: withoutServerPaths(message, dir), internal: message } };
@@ -79,11 +92,25 @@ async function reload(models: ModelEntry[]): Promise<{ statuses: ModelStatus[]; 
   }
   for (const id of loaded.keys()) if (!next.has(id)) changes.removed.push(id);
   const serving = new Set([...next.values()].map((m) => m.rt));
-  for (const m of loaded.values()) if (m.rt && !serving.has(m.rt)) retired.push(m.rt);
-  for (const id of [...changes.replaced, ...changes.removed]) facts.delete(id);
+  for (const [id, m] of loaded) {
+    if (!m.rt || serving.has(m.rt) || !m.status.ok) continue;
+    const versions = superseded.get(id) ?? new Map<string, ModelRuntime>();
+    versions.set(m.status.info.version!, m.rt);
+    superseded.set(id, versions);
+  }
   loaded = next;
-  releaseRetired();
   return { statuses: [...loaded.values()].map((m) => m.status), changes };
+}
+
+/** A superseded version no job names any more: its sessions are released once no job runs. */
+function drop(model: string, version: string): void {
+  const versions = superseded.get(model);
+  const rt = versions?.get(version);
+  if (!versions || !rt) return;
+  versions.delete(version);
+  if (versions.size === 0) superseded.delete(model);
+  retired.push(rt);
+  releaseRetired();
 }
 
 /** Frees replaced runtimes once no job holds one. */
@@ -92,10 +119,20 @@ function releaseRetired(): void {
   for (const rt of retired.splice(0)) void rt.release().catch(() => undefined);
 }
 
-function runtime(model: string): ModelRuntime {
-  const rt = loaded.get(model)?.rt;
-  if (!rt) throw new CamserveError('model-unavailable', `model ${model} is not loaded`, { model });
-  return rt;
+/**
+ * The runtime of `model` at `version` (the one its job was planned against; none: the current one). A
+ * version this worker no longer has — a worker started after the reload, or a plan older than the pool
+ * keeps versions — is `model-changed`: the client sends the request again.
+ */
+function runtime(model: string, version?: string): ModelRuntime {
+  const current = loaded.get(model);
+  if (version === undefined || (current?.status.ok && current.status.info.version === version)) {
+    if (!current?.rt) throw new CamserveError('model-unavailable', `model ${model} is not loaded`, { model });
+    return current.rt;
+  }
+  const old = superseded.get(model)?.get(version);
+  if (old) return old;
+  throw new CamserveError('model-changed', `model ${model} was replaced while this request was being prepared; send it again`, { model });
 }
 
 function explainTransferables(r: ExplainResult): ArrayBuffer[] {
@@ -111,9 +148,9 @@ function explainTransferables(r: ExplainResult): ArrayBuffer[] {
   return [...list];
 }
 
-async function explain(model: string, req: ExplainRequest, signal: AbortSignal, progress?: (done: number, total: number) => void): Promise<ExplainResult> {
+async function explain(rt: ModelRuntime, req: ExplainRequest, signal: AbortSignal, progress?: (done: number, total: number) => void): Promise<ExplainResult> {
   // Metrics run here, on this worker's sessions: the engine hands src/metrics' evaluator its batched runs.
-  const r = await runtime(model).explain(req, {
+  const r = await rt.explain(req, {
     signal, progress,
     evaluateMetrics: (spec, subject) => evaluateMetrics({ ...spec, names: spec.names.filter(isMetricName) as MetricName[] }, subject),
   });
@@ -121,11 +158,12 @@ async function explain(model: string, req: ExplainRequest, signal: AbortSignal, 
   return { ...r, logits: Float32Array.from(r.logits) };
 }
 
-function factsOf(model: string): ModelFacts {
-  let f = facts.get(model);
+function factsOf(model: string, version?: string): ModelFacts {
+  const rt = runtime(model, version);
+  let f = facts.get(rt);
   if (!f) {
-    f = modelFacts(runtime(model));
-    facts.set(model, f);
+    f = modelFacts(rt);
+    facts.set(rt, f);
   }
   return f;
 }
@@ -156,7 +194,7 @@ port.on('message', (msg: WorkerRequest) => {
       running.set(msg.job, ac);
       void run(msg.job, async () => {
         const progress = msg.progress ? (done: number, total: number) => reply({ type: 'progress', job: msg.job, done, total }) : undefined;
-        const result = await explain(msg.model, msg.req, ac.signal, progress);
+        const result = await explain(runtime(msg.model, msg.version), msg.req, ac.signal, progress);
         return { msg: { type: 'result', job: msg.job, result }, transfer: explainTransferables(result) };
       });
       return;
@@ -165,7 +203,7 @@ port.on('message', (msg: WorkerRequest) => {
       const ac = new AbortController();
       running.set(msg.job, ac);
       void run(msg.job, async () => {
-        const results = (await runtime(msg.model).explainBatch(msg.reqs, { signal: ac.signal, maxBatch: msg.maxBatch }))
+        const results = (await runtime(msg.model, msg.version).explainBatch(msg.reqs, { signal: ac.signal, maxBatch: msg.maxBatch }))
           .map((r) => ({ ...r, logits: Float32Array.from(r.logits) }));
         return { msg: { type: 'results', job: msg.job, results }, transfer: [...new Set(results.flatMap(explainTransferables))] };
       });
@@ -174,18 +212,21 @@ port.on('message', (msg: WorkerRequest) => {
     case 'tensors':
       running.set(msg.job, new AbortController());
       void run(msg.job, async () => {
-        const result = await runtime(msg.model).tensors(msg.req);
+        const result = await runtime(msg.model, msg.version).tensors(msg.req);
         return { msg: { type: 'tensors', job: msg.job, result }, transfer: tensorTransferables(result) };
       });
       return;
     case 'facts':
-      void run(msg.job, async () => ({ msg: { type: 'facts', job: msg.job, result: factsOf(msg.model) } }));
+      void run(msg.job, async () => ({ msg: { type: 'facts', job: msg.job, result: factsOf(msg.model, msg.version) } }));
       return;
     case 'cancel':
       running.get(msg.job)?.abort();
       return;
     case 'reload':
       void reload(msg.models).then((r) => reply({ type: 'reloaded', reload: msg.reload, ...r }));
+      return;
+    case 'drop':
+      drop(msg.model, msg.version);
       return;
     case 'shutdown':
       void shutdown();
@@ -199,7 +240,8 @@ port.on('message', (msg: WorkerRequest) => {
 async function shutdown(): Promise<void> {
   for (const ac of running.values()) ac.abort();
   while (running.size) await new Promise((r) => setTimeout(r, 10));
-  const runtimes = [...loaded.values()].flatMap((m) => (m.rt ? [m.rt] : [])).concat(retired);
+  const runtimes = [...loaded.values()].flatMap((m) => (m.rt ? [m.rt] : []))
+    .concat([...superseded.values()].flatMap((v) => [...v.values()]), retired);
   await Promise.all(runtimes.map((r) => r.release())).catch(() => undefined);
   process.exit(0);
 }

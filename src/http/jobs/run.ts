@@ -36,36 +36,52 @@ const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) =
 });
 
 export async function runJob(ctx: AppContext, spec: JobSpec, hooks: RunHooks): Promise<JobOutput> {
-  const plan = jobPlan(ctx, spec);
-  const { info, params } = plan;
+  let plan = jobPlan(ctx, spec);
   const results: JobImageResult[] = [];
   const pngs: Buffer[] = [];
   let imagesDone = 0;
   const progress = new StepProgress(spec.images.length, (d, t) => hooks.progress(d, t, imagesDone));
   for (const [index, bytes] of spec.images.entries()) {
     if (hooks.signal.aborted) throw cancelled('the job was cancelled');
-    const timings: Record<string, number> = {};
-    let t = performance.now();
-    // Every result has its PNG.
-    const decoded = await decodeAt(ctx, bytes, spec.images.length > 1 ? index : undefined, { plan, picture: true });
-    timings.decode_ms = performance.now() - t;
-    t = performance.now();
-    const input = await toModelInput(decoded.rgb, info);
-    timings.preprocess_ms = performance.now() - t;
-    const result = await explainPolitely(ctx, info.id, plan, input, hooks, progress.runner);
-    const wall = performance.now() - t - timings.preprocess_ms;
-    const inWorker = Object.values(result.timings).reduce((a, b) => a + b, 0);
-    Object.assign(timings, result.timings);
-    timings.queue_ms = Math.max(0, wall - inWorker);
-    ctx.metrics.inference.observe({ cam_method: params.method, model: info.id }, inWorker / 1000);
-    const json = await camResultJson(ctx, plan, decoded, result, timings);
-    const [png] = await ctx.render(resultPicture(params.output === 'heatmap' ? 'heatmap' : 'overlay', decoded, info, result, params));
-    results.push({ index, result: json, png_bytes: png.length });
-    pngs.push(png);
+    let done: { result: JobImageResult; png: Buffer };
+    try {
+      done = await runImage(ctx, plan, spec, index, bytes, hooks, progress.runner);
+    } catch (e) {
+      // A reload replaced the model while the job ran: its later images are planned against the new version.
+      if (!(e instanceof CamserveError) || e.code !== 'model-changed') throw e;
+      plan = jobPlan(ctx, spec);
+      done = await runImage(ctx, plan, spec, index, bytes, hooks, progress.runner);
+    }
+    results.push(done.result);
+    pngs.push(done.png);
     imagesDone++;
     progress.stepDone();
   }
   return { results, pngs };
+}
+
+/** One image of a job, answered as POST /cam answers it, with its PNG. */
+async function runImage(
+  ctx: AppContext, plan: CamPlan, spec: JobSpec, index: number, bytes: Buffer, hooks: RunHooks, onProgress: (d: number, t: number) => void,
+): Promise<{ result: JobImageResult; png: Buffer }> {
+  const { info, params } = plan;
+  const timings: Record<string, number> = {};
+  let t = performance.now();
+  // Every result has its PNG.
+  const decoded = await decodeAt(ctx, bytes, spec.images.length > 1 ? index : undefined, { plan, picture: true });
+  timings.decode_ms = performance.now() - t;
+  t = performance.now();
+  const input = await toModelInput(decoded.rgb, info);
+  timings.preprocess_ms = performance.now() - t;
+  const result = await explainPolitely(ctx, plan, input, hooks, onProgress);
+  const wall = performance.now() - t - timings.preprocess_ms;
+  const inWorker = Object.values(result.timings).reduce((a, b) => a + b, 0);
+  Object.assign(timings, result.timings);
+  timings.queue_ms = Math.max(0, wall - inWorker);
+  ctx.metrics.inference.observe({ cam_method: params.method, model: info.id }, inWorker / 1000);
+  const json = await camResultJson(ctx, plan, decoded, result, timings);
+  const [png] = await ctx.render(resultPicture(params.output === 'heatmap' ? 'heatmap' : 'overlay', decoded, info, result, params));
+  return { result: { index, result: json, png_bytes: png.length }, png };
 }
 
 /**
@@ -73,13 +89,13 @@ export async function runJob(ctx: AppContext, spec: JobSpec, hooks: RunHooks): P
  * queue bounds requests; the job queue already bounds jobs): it retries until there is room.
  */
 async function explainPolitely(
-  ctx: AppContext, model: string, plan: CamPlan, input: Float32Array, hooks: RunHooks, onProgress: (d: number, t: number) => void,
+  ctx: AppContext, plan: CamPlan, input: Float32Array, hooks: RunHooks, onProgress: (d: number, t: number) => void,
 ): Promise<ExplainResult> {
   for (let wait = 50; ; wait = Math.min(1000, wait * 2)) {
     const pool = requirePool(ctx);
     try {
       // The pool takes the input's buffer: give it a copy it may keep, in case of a retry.
-      return await pool.explain(model, planRequest(plan, Float32Array.from(input)), { signal: hooks.signal, onProgress });
+      return await pool.explain(plan.info.id, planRequest(plan, Float32Array.from(input)), { signal: hooks.signal, onProgress, version: plan.info.version });
     } catch (e) {
       if (!(e instanceof CamserveError) || e.code !== 'overloaded' || hooks.signal.aborted) throw e;
       await sleep(wait, hooks.signal);

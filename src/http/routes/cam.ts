@@ -186,7 +186,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     if (gone.aborted) return;
 
     t = performance.now();
-    const result: ExplainResult = await pool.explain(info.id, planRequest(plan, input), { signal, client: clientOf(req, res), reservation });
+    const result: ExplainResult = await pool.explain(info.id, planRequest(plan, input), { signal, client: clientOf(req, res), reservation, version: info.version });
     const wall = performance.now() - t;
     const inWorker = Object.values(result.timings).reduce((a, b) => a + b, 0);
     Object.assign(timings, result.timings);
@@ -248,7 +248,7 @@ async function camBatch(
 
   t = performance.now();
   const reqs = inputs.map((x) => planRequest(plan, x));
-  const opts = { signal: r.signal, client: clientOf(r.req, r.res), reservation: r.reservation };
+  const opts = { signal: r.signal, client: clientOf(r.req, r.res), reservation: r.reservation, version: info.version };
   let results: ExplainResult[];
   if (pool.explainBatch) {
     results = await pool.explainBatch(info.id, reqs, { ...opts, maxBatch: ctx.config.maxBatch });

@@ -27,6 +27,8 @@ export const INSPECT_ROUTES: Record<string, string[]> = {
 };
 
 const GRAPH_CACHE_SIZE = 32;
+/** model versions whose graph facts are kept (a reload adds versions; the oldest go) */
+const FACTS_CACHE_SIZE = 16;
 
 /** The top class of the logits, with its score and logit, as /cam's predictions are. */
 function topPrediction(logits: Float32Array, info: ModelInfo) {
@@ -39,12 +41,15 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
   const factsCache = new Map<string, Promise<ModelFacts>>();
   const graphCache = new Map<string, Promise<string>>();
 
-  const factsOf = (pool: ServicePool, id: string): Promise<ModelFacts> => {
-    let p = factsCache.get(id);
+  /** A model version's facts, asked of a worker once (a reload's new version is another key). */
+  const factsOf = (pool: ServicePool, info: ModelInfo): Promise<ModelFacts> => {
+    const key = `${info.id}@${info.version ?? ''}`;
+    let p = factsCache.get(key);
     if (!p) {
-      p = pool.facts(id);
-      factsCache.set(id, p);
-      p.catch(() => factsCache.delete(id));
+      p = pool.facts(info.id, { version: info.version });
+      factsCache.set(key, p);
+      p.catch(() => factsCache.delete(key));
+      while (factsCache.size > FACTS_CACHE_SIZE) factsCache.delete(factsCache.keys().next().value as string);
     }
     return p;
   };
@@ -75,7 +80,7 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
     const opts = parseGridOptions(p);
     const x = await input();
     if (gone.aborted) return;
-    const t = await pool.tensors(info.id, { input: x, layers }, { signal, reservation });
+    const t = await pool.tensors(info.id, { input: x, layers }, { signal, reservation, version: info.version });
     const grid = await featureGrid(t.layers.map((l) => ({ layer: l.layer, maps: { C: l.dims[1], h: l.dims[2], w: l.dims[3], data: l.activations } })), opts, output === 'png');
     if (gone.aborted) return;
     if (output === 'png') {
@@ -112,7 +117,7 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
     const x = await input();
     if (gone.aborted) return;
     const job: TensorsRequest = !hp.gradients ? { input: x, layers } : targets ? { input: x, layers, targets } : { input: x, layers, topk: 1 };
-    const t = await pool.tensors(info.id, job, { signal, reservation });
+    const t = await pool.tensors(info.id, job, { signal, reservation, version: info.version });
     if (gone.aborted) return;
     const layerHists = t.layers.map((l) => {
       const per = l.activations.length;
@@ -154,7 +159,7 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
     collectParameters('GET /models/{id}/summary', [], req.query as Record<string, unknown>);
     const info = findModel(pool.models(), String(req.params.id), 'id');
     res.locals.model = info.id;
-    const summary = summarize(await factsOf(pool, info.id));
+    const summary = summarize(await factsOf(pool, info));
     if (req.accepts(['application/json', 'text/plain']) === 'text/plain') {
       res.type('text/plain; charset=utf-8').send(formatSummary(summary));
       return;
@@ -171,12 +176,12 @@ export function inspectRoutes(router: IRouter, ctx: AppContext): void {
     const opts = parseGraphOptions(p);
     const info = findModel(pool.models(), String(req.params.id), 'id');
     res.locals.model = info.id;
-    const facts = await factsOf(pool, info.id);
+    const facts = await factsOf(pool, info);
     if (format === 'dot') {
       res.type('text/vnd.graphviz; charset=utf-8').send(graphDot(facts, opts));
       return;
     }
-    const key = JSON.stringify([info.id, opts.collapse, opts.depth ?? null, opts.rankdir]);
+    const key = JSON.stringify([info.id, info.version ?? null, opts.collapse, opts.depth ?? null, opts.rankdir]);
     let svg = graphCache.get(key);
     if (!svg) {
       svg = renderDot(graphDot(facts, opts));

@@ -138,7 +138,7 @@ async function predictOne(ctx: AppContext, pool: ServicePool, model: string, byt
   const decoded = await decodeAt(ctx, bytes, index);
   const input = await toModelInput(decoded.rgb, info);
   const signal = jobSignal(c.gone, c.t0, timeoutMs(c.p, ctx.config.maxTimeoutMs));
-  const t = await pool.tensors(model, { input, layers: [info.defaultLayer] }, { signal, client: clientOf(c.req, c.res), reservation: c.reservation });
+  const t = await pool.tensors(model, { input, layers: [info.defaultLayer] }, { signal, client: clientOf(c.req, c.res), reservation: c.reservation, version: info.version });
   const pred = predictions(t.logits, info);
   return topK(pred.scores, 5).map(pred.of);
 }
@@ -159,7 +159,7 @@ async function explainOne(ctx: AppContext, pool: ServicePool, model: string, byt
   const input = await toModelInput(decoded.rgb, plan.info);
   timings.preprocess_ms = performance.now() - t;
   const signal = jobSignal(c.gone, c.t0, timeoutMs(c.p, ctx.config.maxTimeoutMs));
-  const result = await pool.explain(model, planRequest(plan, input), { signal, client: clientOf(c.req, c.res), reservation: c.reservation });
+  const result = await pool.explain(model, planRequest(plan, input), { signal, client: clientOf(c.req, c.res), reservation: c.reservation, version: plan.info.version });
   Object.assign(timings, result.timings);
   return camResultJson(ctx, plan, decoded, result, timings);
 }
