@@ -2,6 +2,7 @@
 // size, one trunk run for all of them (the forward pass, the bulk of a gradient method's cost), then each
 // input's own head run and map; otherwise one input after another.
 import * as ort from 'onnxruntime-node';
+import { isMethodName, METHODS } from '../cam/index.js';
 import { cancelled } from '../errors/index.js';
 import { explain, type ExplainOptions, type ExplainRequest, type ExplainResult } from './explain.js';
 import type { TrunkRun } from './passes.js';
@@ -10,6 +11,19 @@ import type { ModelRuntime } from './runtime.js';
 export interface BatchOptions extends Omit<ExplainOptions, 'trunk' | 'progress'> {
   /** most inputs in one trunk run (default: all) */
   maxBatch?: number;
+}
+
+/**
+ * Whether a request's cost is about one trunk run that a batched run can give it: a layer method that
+ * needs the activations, the gradients or the classifier only (no extra model runs), without aug_smooth,
+ * metrics or replayed draws. Such requests of one model and the same parameters can share a trunk run
+ * (the pool coalesces them); for the others a shared trunk run would save nothing.
+ */
+export function sharesTrunk(req: ExplainRequest): boolean {
+  if (!isMethodName(req.method) || req.augSmooth || req.metrics?.names.length || req.draws) return false;
+  const m = METHODS[req.method];
+  if (m.kind === 'input' || m.kind === 'factorization') return false;
+  return (m.needs === 'gradients' || m.needs === 'activations' || m.needs === 'classifier') && !m.noisy && !m.hessian;
 }
 
 /** Whether the inputs can share trunk runs: a dynamic batch axis, and the same layers for every input. */

@@ -2,7 +2,7 @@
 // method, give the tensors behind it — plus decoding images into model inputs and class scores.
 export { ENGINE_DEFAULTS, findCandidate, ModelRuntime, type HeadForward, type HeadRun, type LayerSet, type ModelInfo, type RuntimeOptions } from './runtime.js';
 export type { ExplainOptions, ExplainRequest, ExplainResult, Explanation, LayerMap } from './explain.js';
-export { canBatch, type BatchOptions } from './batch.js';
+export { canBatch, sharesTrunk, type BatchOptions } from './batch.js';
 export { StepProgress, type ProgressFn } from './progress.js';
 export type { Concept, Factorization } from './factorization.js';
 export type { MetricSubject, MetricsEvaluator, MetricsRequest } from './subject.js';

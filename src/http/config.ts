@@ -56,6 +56,8 @@ export interface ServerConfig {
   // ---- batches and jobs
   /** most images in one POST /cam */
   maxBatch: number;
+  /** most waiting explanations (of one model, same parameters, one-pass methods) one worker run takes together */
+  maxCoalesce: number;
   /** most images in one job */
   maxJobImages: number;
   /** jobs that may wait (per replica in process, in all with Redis); more get 503 */
@@ -121,6 +123,7 @@ export const DEFAULTS = {
   uploadRateWindowMs: 5000,
   maxConnections: 512,
   maxBatch: 16,
+  maxCoalesce: 1,
   maxJobImages: 64,
   maxJobs: 64,
   jobTtlS: 3600,
@@ -171,6 +174,7 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'MAX_CONNECTIONS', default: String(DEFAULTS.maxConnections), help: 'most connections open at once; more are closed' },
   { name: 'RETRY_AFTER_SECONDS', default: String(DEFAULTS.retryAfterSeconds), help: 'Retry-After of a 503 answer' },
   { name: 'MAX_BATCH', default: String(DEFAULTS.maxBatch), help: 'most images in one POST /cam (several `image` parts or a JSON body); each counts as a request for the queue and the rate limits' },
+  { name: 'MAX_COALESCE', default: String(DEFAULTS.maxCoalesce), help: 'most waiting explanations one worker run takes together: requests of one model whose input takes a batch, with the same parameters and a one-pass method, share one batched trunk run (none is delayed to wait for others); 1: off (on 2 cores it gained nothing measurable: npm run bench:coalesce)' },
   { name: 'MAX_JOB_IMAGES', default: String(DEFAULTS.maxJobImages), help: 'most images in one POST /jobs' },
   { name: 'MAX_JOBS', default: String(DEFAULTS.maxJobs), help: 'jobs that may wait (per replica; with REDIS_URL, in all); more get 503 + Retry-After' },
   { name: 'JOB_CONCURRENCY', default: 'WORKERS', help: 'jobs one replica runs at once (each sends its images to the inference queue one at a time)' },
@@ -244,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     publicDir: path.join(root, 'public'),
     openapiFile: path.join(root, 'openapi.yaml'),
     maxBatch: integer(env, 'MAX_BATCH', 1, 1024) ?? DEFAULTS.maxBatch,
+    maxCoalesce: integer(env, 'MAX_COALESCE', 1, 64) ?? DEFAULTS.maxCoalesce,
     maxJobImages: integer(env, 'MAX_JOB_IMAGES', 1, 10_000) ?? DEFAULTS.maxJobImages,
     maxJobs: integer(env, 'MAX_JOBS', 1) ?? DEFAULTS.maxJobs,
     jobConcurrency: integer(env, 'JOB_CONCURRENCY', 1, 256) ?? workers,

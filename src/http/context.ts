@@ -16,7 +16,7 @@ import type { Metrics } from './metrics.js';
 /** What the routes need of the inference pool (InferencePool, or a stand-in in tests). */
 export interface ServicePool {
   models(): ModelStatus[];
-  stats(): { workers: number; busy: number; queued: number; replaced?: number };
+  stats(): { workers: number; busy: number; queued: number; replaced?: number; coalesced?: number };
   explain(modelId: string, req: ExplainRequest, opts?: JobOptions): Promise<ExplainResult>;
   /** several inputs as one queued job (one trunk run where the model takes batches); else explain one by one */
   explainBatch?(modelId: string, reqs: ExplainRequest[], opts?: JobOptions & { maxBatch?: number }): Promise<ExplainResult[]>;

@@ -3,7 +3,7 @@
 import client from 'prom-client';
 
 export interface PoolGauge {
-  stats(): { workers: number; busy: number; queued: number; replaced?: number };
+  stats(): { workers: number; busy: number; queued: number; replaced?: number; coalesced?: number };
 }
 
 export interface Metrics {
@@ -66,7 +66,7 @@ export function createMetrics(pool: () => PoolGauge | undefined, jobs: () => Job
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  const gauge = (name: string, help: string, key: 'workers' | 'busy' | 'queued' | 'replaced') => new client.Gauge({
+  const gauge = (name: string, help: string, key: 'workers' | 'busy' | 'queued' | 'replaced' | 'coalesced') => new client.Gauge({
     name, help, registers: [registry],
     collect() { this.set(pool()?.stats()[key] ?? 0); },
   });
@@ -112,6 +112,7 @@ export function createMetrics(pool: () => PoolGauge | undefined, jobs: () => Job
     },
   });
   gauge('camserve_workers_replaced', 'Inference workers replaced since start (failed, exited, or did not stop a cancelled job in time)', 'replaced');
+  gauge('camserve_explanations_coalesced', 'Explanations that shared a batched trunk run with other waiting requests since start (MAX_COALESCE)', 'coalesced');
   gauge('camserve_queue_depth', 'Explanations waiting for a worker', 'queued');
   gauge('camserve_workers_busy', 'Inference workers running an explanation', 'busy');
   gauge('camserve_workers', 'Inference workers alive', 'workers');

@@ -62,6 +62,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const poolPromise = options.pool ?? InferencePool.start({
     modelsDir: config.modelsDir, modelName: config.modelName, workers: config.workers, intraOpThreads: config.ortThreads,
     maxQueue: config.maxQueue, batchSize: config.batchSize, maxQueuePerClient: config.maxQueuePerClient, pollMs: config.modelsPollMs,
+    maxCoalesce: config.maxCoalesce,
     onReload: ({ changes, error, trigger }) => {
       if (error) logger.error({ err: error, trigger }, 'reloading the models failed');
       else logger.info({ trigger, ...changes }, 'models reloaded');

@@ -5,7 +5,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import type { ExplainRequest, ExplainResult, TensorsRequest, TensorsResult } from '../engine/index.js';
+import { sharesTrunk, type ExplainRequest, type ExplainResult, type TensorsRequest, type TensorsResult } from '../engine/index.js';
 import { CamserveError, cancelled, fromErrorData } from '../errors/index.js';
 import type { ModelFacts } from '../inspect/index.js';
 import type { ModelEntry, ModelStatus, ReloadChanges, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
@@ -41,9 +41,15 @@ export interface PoolOptions {
    * image still being decoded) run on it. A job naming a version already dropped is `model-changed`.
    */
   keepSupersededMs?: number;
+  /**
+   * most waiting explanations a free worker takes as one job (default 1: none coalesced): requests of one
+   * model whose input takes a batch, with the same parameters, whose method costs one trunk run
+   * (engine's sharesTrunk) share that run. Only requests already waiting are taken; none is delayed.
+   */
+  maxCoalesce?: number;
 }
 
-export const POOL_DEFAULTS = { cancelGraceMs: 1000, watchdogMs: 15 * 60_000, keepSupersededMs: 10_000 } as const;
+export const POOL_DEFAULTS = { cancelGraceMs: 1000, watchdogMs: 15 * 60_000, keepSupersededMs: 10_000, maxCoalesce: 1 } as const;
 
 /** What a job asks of a worker: an explanation, or one of the inspection jobs. */
 type Work =
@@ -68,6 +74,8 @@ interface Job {
   weight: number;
   client?: string;
   onProgress?(done: number, total: number): void;
+  /** a coalesced job: the explanations it runs as one batch, each answered on its own */
+  members?: Job[];
 }
 
 interface Slot {
@@ -115,6 +123,8 @@ export interface PoolStats {
   queued: number;
   /** workers replaced since start (failed, exited, or did not stop in time) */
   replaced: number;
+  /** explanations that shared a batched trunk run with others (coalesced) since start */
+  coalesced: number;
 }
 
 /**
@@ -156,6 +166,14 @@ export interface ReloadResult {
 }
 
 /** The error of a job whose signal fired. */
+/** Batch modes whose input takes a batch of any size (as loaded, or made so at load). */
+const BATCHED = new Set<string>(['dynamic', 'symbolic']);
+
+/** What must be equal for two explanations to share a trunk run: everything but the input. */
+function coalesceKey(req: ExplainRequest): string {
+  return JSON.stringify({ ...req, input: undefined });
+}
+
 function abortError(signal: AbortSignal, when: string): CamserveError {
   const reason = signal.reason as { name?: string } | undefined;
   if (reason instanceof CamserveError) return reason;
@@ -170,6 +188,7 @@ export class InferencePool {
   private closing = false;
   private statuses: ModelStatus[] = [];
   private replaced = 0;
+  private coalesced = 0;
   /** places held by admitted requests whose jobs are not queued yet, in all and by client */
   private reserved = 0;
   private readonly reservedBy = new Map<string, number>();
@@ -189,6 +208,37 @@ export class InferencePool {
     this.cancelGraceMs = opts.cancelGraceMs ?? POOL_DEFAULTS.cancelGraceMs;
     this.watchdogMs = opts.watchdogMs ?? POOL_DEFAULTS.watchdogMs;
     this.keepSupersededMs = opts.keepSupersededMs ?? POOL_DEFAULTS.keepSupersededMs;
+  }
+
+  /**
+   * `job` and the waiting explanations that can share its trunk run, as one job, or undefined when none
+   * can. Members are taken in queue order; each keeps its caller, its signal and its answer.
+   */
+  private coalesce(job: Job): Job | undefined {
+    const max = this.opts.maxCoalesce ?? POOL_DEFAULTS.maxCoalesce;
+    if (max < 2 || job.work.type !== 'explain' || job.onProgress || !sharesTrunk(job.work.req)) return undefined;
+    const status = this.statuses.find((m) => m.id === job.model);
+    // The model's current version must take batches (a superseded one is not coalesced).
+    if (!status?.ok || !BATCHED.has(status.info.batch.mode) || (job.version !== undefined && job.version !== status.info.version)) return undefined;
+    const key = coalesceKey(job.work.req);
+    const members = [job];
+    for (let i = 0; i < this.queue.length && members.length < max; i++) {
+      const other = this.queue[i];
+      if (other.model !== job.model || other.version !== job.version || other.work.type !== 'explain' || other.onProgress) continue;
+      if (coalesceKey(other.work.req) !== key) continue;
+      members.push(other);
+      this.queue.splice(i--, 1);
+    }
+    if (members.length === 1) return undefined;
+    this.coalesced += members.length;
+    const group: Job = {
+      id: this.nextId++, model: job.model, version: job.version, settled: false,
+      weight: members.reduce((a, m) => a + m.weight, 0), members,
+      work: { type: 'explain-batch', reqs: members.map((m) => (m.work as { req: ExplainRequest }).req), maxBatch: members.length },
+      resolve: (results) => members.forEach((m, i) => this.settle(m, undefined, (results as ExplainResult[])[i])),
+      reject: (e) => members.forEach((m) => this.settle(m, e)),
+    };
+    return group;
   }
 
   static async start(opts: PoolOptions): Promise<InferencePool> {
@@ -394,7 +444,7 @@ export class InferencePool {
   }
 
   stats(): PoolStats {
-    return { workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queued(), replaced: this.replaced };
+    return { workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queued(), replaced: this.replaced, coalesced: this.coalesced };
   }
 
   /** Inputs waiting (of one client, or of all). */
@@ -516,10 +566,15 @@ export class InferencePool {
       this.settle(job, abortError(job.signal!, 'while it waited'));
       return;
     }
-    const slot = this.slots.find((s) => s.job === job);
-    this.settle(job, abortError(job.signal!, 'while it ran'));
-    if (!slot) return;
-    this.stop(slot, job);
+    const slot = this.slots.find((s) => s.job === job || s.job?.members?.includes(job));
+    const why = abortError(job.signal!, 'while it ran');
+    this.settle(job, why);
+    if (!slot?.job) return;
+    // A coalesced job stops once every one of its callers has left.
+    const running = slot.job;
+    if (running !== job && !running.members!.every((m) => m.settled)) return;
+    this.settle(running, why);
+    this.stop(slot, running);
   }
 
   /** Tells a running job to stop; replaces its worker if it is still running after the grace period. */
@@ -557,8 +612,9 @@ export class InferencePool {
   private dispatch(): void {
     for (const slot of this.slots) {
       if (slot.job || slot.dead) continue;
-      const job = this.queue.shift();
-      if (!job) return;
+      const next = this.queue.shift();
+      if (!next) return;
+      const job = this.coalesce(next) ?? next;
       slot.job = job;
       job.startedAt = Date.now();
       try {
