@@ -230,7 +230,9 @@ test('fault 4: /openapi.yaml is served from an install path with a dot-folder', 
 test('fault 5: 100 Score-CAM requests at once: the queue takes what it can, the rest get 503 before their upload, /healthz p99 < 50 ms', async () => {
   // The server in its own process, as in production: the 100 clients of this test do not share its event loop.
   const m = await makeModelsDir({ fixtures: ['mobilenetv2'] });
-  const child = run({ MODELS_DIR: m.dir, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', ORT_THREADS: '1', MAX_QUEUE: '4', LOG_LEVEL: 'debug' });
+  // One client sends all 100: its queue share is the whole queue here, so that what refuses is the full queue
+  // (503) whenever the requests arrive — else, with the worker already busy, the share (2 of 4) answers 429.
+  const child = run({ MODELS_DIR: m.dir, PORT: '0', HOST: '127.0.0.1', WORKERS: '1', ORT_THREADS: '1', MAX_QUEUE: '4', MAX_QUEUE_PER_CLIENT: '4', LOG_LEVEL: 'debug' });
   try {
     const url = await readyUrl(child);
     const started = performance.now();
