@@ -14,6 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
+import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { ModelRuntime, toModelInput, decodeImage } from '../src/engine/index.js';
 import { BENCH_MODELS, available, median } from './engine.js';
@@ -23,25 +24,25 @@ import { printHeaderHelp } from './usage.js';
 interface Flags { images: number; rounds: number; method: string; models: string[]; out?: string }
 
 function parseFlags(argv: string[]): Flags {
-  const f: Flags = { images: 16, rounds: 7, method: 'gradcam', models: ['resnet18-dynbatch', 'resnet18'] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    switch (a.split('=')[0]) {
-      case '--images': f.images = Number(value()); break;
-      case '--rounds': f.rounds = Number(value()); break;
-      case '--method': f.method = value(); break;
-      case '--models': f.models = value().split(',').map((s) => s.trim()).filter(Boolean); break;
-      case '--out': f.out = value(); break;
-      case '--help': case '-h': printHeaderHelp(import.meta.url);
-      default: throw new Error(`unknown flag ${a} (see --help)`);
-    }
-  }
-  return f;
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      images: { type: 'string', default: '16' },
+      rounds: { type: 'string', default: '7' },
+      method: { type: 'string', default: 'gradcam' },
+      models: { type: 'string', default: 'resnet18-dynbatch,resnet18' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) printHeaderHelp(import.meta.url);
+  return {
+    images: Number(values.images),
+    rounds: Number(values.rounds),
+    method: values.method,
+    models: values.models.split(',').map((s) => s.trim()).filter(Boolean),
+    out: values.out,
+  };
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });

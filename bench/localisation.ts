@@ -20,6 +20,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { cpuModel, packageVersion } from './machine.js';
 import { printHeaderHelp } from './usage.js';
 import { fileURLToPath } from 'node:url';
@@ -47,44 +48,36 @@ interface Flags {
 }
 
 function parseFlags(argv: string[]): Flags {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scenes: { type: 'string', default: '500' },
+      start: { type: 'string' },
+      methods: { type: 'string' },
+      'scorecam-scenes': { type: 'string', default: '500' },
+      'slow-scenes': { type: 'string', default: '50' },
+      'road-scenes': { type: 'string', default: '20' },
+      'road-percentiles': { type: 'string', default: '20,40,60,80' },
+      model: { type: 'string' },
+      threads: { type: 'string', default: '1' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) printHeaderHelp(import.meta.url);
   const f: Flags = {
-    scenes: 500, start: SEEDS.heldOut[0], methods: METHOD_NAMES.filter((m) => m !== 'dff'), scorecamScenes: 500,
-    slowScenes: 50, roadScenes: 20, roadPercentiles: [20, 40, 60, 80],
-    model: path.join(ROOT, 'models/shapes'), threads: 1,
+    scenes: Number(values.scenes), start: values.start === undefined ? SEEDS.heldOut[0] : Number(values.start),
+    methods: METHOD_NAMES.filter((m) => m !== 'dff'), scorecamScenes: 500,
+    slowScenes: Number(values['slow-scenes']), roadScenes: Number(values['road-scenes']), roadPercentiles: values['road-percentiles'].split(',').map(Number),
+    model: values.model === undefined ? path.join(ROOT, 'models/shapes') : path.resolve(values.model), threads: Number(values.threads), out: values.out,
   };
-  let scorecamAll = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    switch (a.split('=')[0]) {
-      case '--scenes': f.scenes = Number(value()); break;
-      case '--start': f.start = Number(value()); break;
-      case '--methods': {
-        const ms = value().split(',').map((s) => s.trim()).filter(Boolean);
-        for (const m of ms) if (!isMethodName(m) || m === 'dff') throw new Error(`unknown or not class-specific method ${m} (one of ${METHOD_NAMES.filter((x) => x !== 'dff').join(', ')})`);
-        f.methods = ms as MethodName[];
-        break;
-      }
-      case '--scorecam-scenes': {
-        const v = value();
-        if (v === 'all') scorecamAll = true; else f.scorecamScenes = Number(v);
-        break;
-      }
-      case '--slow-scenes': f.slowScenes = Number(value()); break;
-      case '--road-scenes': f.roadScenes = Number(value()); break;
-      case '--road-percentiles': f.roadPercentiles = value().split(',').map(Number); break;
-      case '--model': f.model = path.resolve(value()); break;
-      case '--threads': f.threads = Number(value()); break;
-      case '--out': f.out = value(); break;
-      case '--help': case '-h':
-        printHeaderHelp(import.meta.url);
-      default: throw new Error(`unknown flag ${a} (see --help)`);
-    }
+  if (values.methods !== undefined) {
+    const ms = values.methods.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const m of ms) if (!isMethodName(m) || m === 'dff') throw new Error(`unknown or not class-specific method ${m} (one of ${METHOD_NAMES.filter((x) => x !== 'dff').join(', ')})`);
+    f.methods = ms as MethodName[];
   }
+  const scorecamAll = values['scorecam-scenes'] === 'all';
+  if (!scorecamAll) f.scorecamScenes = Number(values['scorecam-scenes']);
   if (!(Number.isInteger(f.scenes) && f.scenes >= 1)) throw new Error('--scenes must be a positive integer');
   if (!(Number.isInteger(f.start) && f.start >= SEEDS.heldOut[0])) throw new Error(`--start must be a held-out seed (≥ ${SEEDS.heldOut[0]})`);
   if (!(Number.isInteger(f.scorecamScenes) && f.scorecamScenes >= 1)) throw new Error('--scorecam-scenes must be a positive integer or "all"');

@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { cpuModel, packageVersion } from './machine.js';
 import { printHeaderHelp } from './usage.js';
 import sharp from 'sharp';
@@ -38,31 +39,35 @@ interface Flags {
 const cores = os.availableParallelism?.() ?? os.cpus().length;
 
 function parseFlags(argv: string[]): Flags {
-  const f: Flags = { models: ['resnet50', 'resnet18', 'mobilenetv2'], runs: 0, quick: false, http: true, scorecam: true, build: true, threads: cores, pgc: true };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const name = a.split('=')[0];
-    switch (name) {
-      case '--models': f.models = value().split(',').map((s) => s.trim()).filter(Boolean); break;
-      case '--runs': f.runs = Number(value()); break;
-      case '--quick': f.quick = true; break;
-      case '--no-http': f.http = false; break;
-      case '--no-scorecam': f.scorecam = false; break;
-      case '--no-pgc': f.pgc = false; break;
-      case '--no-build': f.build = false; break;
-      case '--threads': f.threads = Number(value()); break;
-      case '--workers': f.workers = Number(value()); break;
-      case '--out': f.out = value(); break;
-      case '--help': case '-h':
-        printHeaderHelp(import.meta.url);
-      default: throw new Error(`unknown flag ${a} (see --help)`);
-    }
-  }
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      models: { type: 'string', default: 'resnet50,resnet18,mobilenetv2' },
+      runs: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      'no-http': { type: 'boolean', default: false },
+      'no-scorecam': { type: 'boolean', default: false },
+      'no-pgc': { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
+      threads: { type: 'string' },
+      workers: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) printHeaderHelp(import.meta.url);
+  const f: Flags = {
+    models: values.models.split(',').map((s) => s.trim()).filter(Boolean),
+    runs: Number(values.runs ?? 0),
+    quick: values.quick,
+    http: !values['no-http'],
+    scorecam: !values['no-scorecam'],
+    build: !values['no-build'],
+    threads: values.threads === undefined ? cores : Number(values.threads),
+    workers: values.workers === undefined ? undefined : Number(values.workers),
+    out: values.out,
+    pgc: !values['no-pgc'],
+  };
   if (!f.runs) f.runs = f.quick ? 5 : 20;
   if (f.quick) f.scorecam = false;
   if (!(f.runs >= 1) || !(f.threads >= 1)) throw new Error('--runs and --threads must be positive');

@@ -10,6 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { METHOD_NAMES, isMethodName, type MethodName } from '../src/cam/types.js';
 import { ModelRuntime } from '../src/engine/runtime.js';
 import { decodeImage, toModelInput } from '../src/engine/input.js';
@@ -21,26 +22,28 @@ import { printHeaderHelp } from './usage.js';
 const SLOW = new Set<MethodName>(['scorecam', 'iscam', 'sscam']);
 
 function flags(argv: string[]) {
-  const f = {
-    model: path.resolve('bench/models/resnet50'), image: path.resolve('examples/scene-512.jpg'),
-    methods: [...METHOD_NAMES] as MethodName[], runs: 3, threads: 2, metrics: [...METRIC_NAMES] as MetricName[], out: undefined as string | undefined,
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string', default: 'bench/models/resnet50' },
+      image: { type: 'string', default: 'examples/scene-512.jpg' },
+      methods: { type: 'string' },
+      runs: { type: 'string', default: '3' },
+      threads: { type: 'string', default: '2' },
+      metrics: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) printHeaderHelp(import.meta.url);
+  const methods = values.methods === undefined ? [...METHOD_NAMES]
+    : values.methods.split(',').map((m) => { if (!isMethodName(m)) throw new Error(`unknown method ${m}`); return m; });
+  const metrics = values.metrics === undefined ? [...METRIC_NAMES] : values.metrics === 'none' ? []
+    : values.metrics.split(',').map((m) => { if (!isMetricName(m)) throw new Error(`unknown metric ${m}`); return m; });
+  return {
+    model: path.resolve(values.model), image: path.resolve(values.image),
+    methods: methods as MethodName[], runs: Number(values.runs), threads: Number(values.threads), metrics: metrics as MetricName[], out: values.out,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = () => argv[++i] ?? (() => { throw new Error(`${a} needs a value`); })();
-    switch (a) {
-      case '--model': f.model = path.resolve(v()); break;
-      case '--image': f.image = path.resolve(v()); break;
-      case '--methods': f.methods = v().split(',').map((m) => { if (!isMethodName(m)) throw new Error(`unknown method ${m}`); return m; }); break;
-      case '--runs': f.runs = Number(v()); break;
-      case '--threads': f.threads = Number(v()); break;
-      case '--metrics': { const s = v(); f.metrics = s === 'none' ? [] : s.split(',').map((m) => { if (!isMetricName(m)) throw new Error(`unknown metric ${m}`); return m; }); break; }
-      case '--out': f.out = v(); break;
-      case '--help': case '-h': printHeaderHelp(import.meta.url);
-      default: throw new Error(`unknown flag ${a} (see --help)`);
-    }
-  }
-  return f;
 }
 
 const fmt = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(1)} ms`);
