@@ -3,3 +3,4 @@
 export * from './params.js';
 export * from './answers.js';
 export * from './decode.js';
+export * from './pictures.js';

@@ -1,6 +1,7 @@
 // What the CLI's commands share: usage errors, loading a model for one command, an image file as the
 // model's input, and CLI options handed to the API's parameter kit under the API's names.
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { decodeImage, ModelRuntime, toModelInput, type DecodedImage } from '../engine/index.js';
 
 /** A command line that cannot be run as given (exit code 2). */
@@ -44,3 +45,24 @@ export function asParameters(values: Record<string, string | boolean | undefined
   }
   return out;
 }
+
+/** The picture options of `explain` and `explain-dir`, as parseArgs options (their API names in {@link pictureParameters}). */
+export const PICTURE_OPTIONS = {
+  'max-side': { type: 'string' }, format: { type: 'string' }, 'png-compression': { type: 'string' }, quality: { type: 'string' },
+} as const;
+
+/**
+ * The picture options under their API names (max_side, format, png_compression, quality). Without
+ * --format, an output file named .webp, .jpg or .jpeg asks for that format.
+ */
+export function pictureParameters(values: { 'max-side'?: string; format?: string; 'png-compression'?: string; quality?: string }, out?: string): Record<string, string | undefined> {
+  const ext = out ? path.extname(out).toLowerCase() : '';
+  const implied = ext === '.webp' ? 'webp' : ext === '.jpg' || ext === '.jpeg' ? 'jpeg' : undefined;
+  return { max_side: values['max-side'], format: values.format ?? implied, png_compression: values['png-compression'], quality: values.quality };
+}
+
+/** The file extension of a picture format. */
+export function pictureExtension(format: string): string {
+  return format === 'jpeg' ? '.jpg' : `.${format}`;
+}
+

@@ -40,6 +40,10 @@ explain options:
   --heatmap                write the colour map alone instead of the overlay
   --alpha <0..1>           image weight in the overlay (default 0.5)
   --colormap <name>        ${COLORMAP_NAMES.join(' | ')} (default jet)
+  --max-side <n>           the picture's longer side at most n pixels (default: the image's size)
+  --format <f>             png | webp | jpeg (default png; an --out named .webp or .jpg asks for that format)
+  --png-compression <0..9> zlib level of PNG pictures (default 3)
+  --quality <1..100>       quality of WebP and JPEG pictures
   --eigen-smooth           first principal component instead of the weighted sum
   --aug-smooth             mean over horizontal flip × brightness 0.9/1/1.1
   --json                   print the result (predictions, raw maps) as JSON
@@ -55,7 +59,8 @@ explain options:
 
 explain-dir: every image under <folder> (recursively; images recognised by their content), one overlay each
   as <out>/<path>.png, <out>/results.jsonl (a line per image: predictions, explained class, or its error) and
-  <out>/index.html (a contact sheet). The explain options above (one class), and:
+  <out>/index.html (a contact sheet; --format webp|jpeg: <path>.webp|.jpg). The explain options above (one
+  class), and:
   -o, --out <folder>       where the overlays, results.jsonl and index.html go (required)
   -j, --concurrency <n>    images explained at once (default 1)
   --progress / --no-progress   a progress bar (default: when stderr is a terminal; else a line per image)

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -44,6 +44,61 @@ test('a bad option exits with status 2 and says what was expected', async () => 
     return true;
   });
   await assert.rejects(cli('explain', IMAGE, '-m', MODEL, '--target', 'zebra'), (e: { code: number; stderr: string }) => e.code === 2 && /"zebra" is not a class index, and this model has no labels/.test(e.stderr));
+});
+
+test('explain writes WebP or JPEG (by --format or the --out name) no larger than --max-side; bad picture options exit 2', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-cli-'));
+  try {
+    await cli('explain', IMAGE, '-m', MODEL, '-o', path.join(dir, 'cam.webp'), '--max-side', '64');
+    let meta = await sharp(await readFile(path.join(dir, 'cam.webp'))).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['webp', 64, 64]);
+    await cli('explain', IMAGE, '-m', MODEL, '-o', path.join(dir, 'cam'), '--format', 'jpeg', '--quality', '70');
+    meta = await sharp(await readFile(path.join(dir, 'cam'))).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['jpeg', 128, 128]);
+    // Several classes without an extension: each file takes the format's.
+    const { stdout } = await cli('explain', IMAGE, '-m', MODEL, '-k', '2', '-o', path.join(dir, 'top'), '--format', 'webp');
+    const files = [...stdout.matchAll(/→ (\S+)$/gm)].map((m) => m[1]);
+    assert.equal(files.length, 2);
+    for (const f of files) {
+      assert.match(f, /top-\d+\.webp$/);
+      assert.equal((await sharp(await readFile(f)).metadata()).format, 'webp');
+    }
+    const refused = async (args: string[], pattern: RegExp) => assert.rejects(cli('explain', IMAGE, '-m', MODEL, ...args), (e: { code: number; stderr: string }) => {
+      assert.equal(e.code, 2, e.stderr);
+      assert.match(e.stderr, pattern);
+      return true;
+    });
+    await refused(['-o', path.join(dir, 'x.png'), '--png-compression', '12'], /png_compression/);
+    await refused(['-o', path.join(dir, 'x.png'), '--quality', '50'], /quality/);
+    await refused(['-o', path.join(dir, 'x.webp'), '--png-compression', '1'], /png_compression/);
+    await refused(['-o', path.join(dir, 'x.png'), '--max-side', '0'], /max_side/);
+    await refused(['--max-side', '64'], /give --out/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('explain and explain-dir place the map alike on a model that resizes then centre-crops (model.json)', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'camserve-cli-'));
+  try {
+    const model = path.join(dir, 'm');
+    await mkdir(model);
+    await copyFile(path.join(MODEL, 'model.onnx'), path.join(model, 'model.onnx'));
+    await writeFile(path.join(model, 'model.json'), JSON.stringify({ input: { resize: 'crop', resize_size: 96 } }));
+    await mkdir(path.join(dir, 'in'));
+    await copyFile(IMAGE, path.join(dir, 'in', 'star-ring.png'));
+    await cli('explain', IMAGE, '-m', model, '-o', path.join(dir, 'one.png'));
+    await cli('explain-dir', path.join(dir, 'in'), '-m', model, '--out', path.join(dir, 'out'), '--no-progress');
+    const one = await readFile(path.join(dir, 'one.png'));
+    assert.ok(one.equals(await readFile(path.join(dir, 'out', 'star-ring.png.png'))), 'the same overlay bytes');
+    // The crop decides where the map goes: the same model without it gives another overlay, so the two
+    // commands' equal bytes mean both honour it (explain-dir once placed maps as if the image were stretched).
+    await writeFile(path.join(model, 'model.json'), JSON.stringify({ input: { resize: 'stretch' } }));
+    await cli('explain', IMAGE, '-m', model, '-o', path.join(dir, 'stretched.png'));
+    assert.ok(!one.equals(await readFile(path.join(dir, 'stretched.png'))), 'the crop changes the overlay');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('layers lists the candidate layers and marks the default', async () => {

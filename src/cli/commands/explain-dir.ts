@@ -10,11 +10,11 @@ import { appendFile, lstat, mkdir, open, readdir, readFile, realpath, rename, st
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { CAM_PARAMETERS, collectParameters, parseCamParams, predictions, resolveLayers, resolveTargets, type CamParams } from '../../api/index.js';
+import { CAM_PARAMETERS, collectParameters, parseCamParams, pictureJob, predictions, resolveLayers, resolveTargets, type CamParams } from '../../api/index.js';
 import { decodeImage, toModelInput, topK, type ModelRuntime } from '../../engine/index.js';
 import { CamserveError } from '../../errors/index.js';
 import { renderJob } from '../../render/index.js';
-import { CLI_IMAGE_LIMITS, UsageError, asParameters, requireModel, withModel } from '../common.js';
+import { CLI_IMAGE_LIMITS, PICTURE_OPTIONS, UsageError, asParameters, pictureExtension, pictureParameters, requireModel, withModel } from '../common.js';
 
 export const RESULTS_FILE = 'results.jsonl';
 export const INDEX_FILE = 'index.html';
@@ -92,6 +92,7 @@ async function paramsKey(model: string, params: CamParams, layers: string[], tar
     model: await realpath(modelFile), size: m.size, mtime: m.mtimeMs,
     method: params.method, targets, topk: params.topk, layers, output: params.output, alpha: params.alpha,
     colormap: params.colormap, eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth,
+    maxSide: params.maxSide, format: params.format, pngCompression: params.pngCompression, quality: params.quality,
   })).digest('hex').slice(0, 16);
 }
 
@@ -180,7 +181,7 @@ export async function explainDirCommand(args: string[]): Promise<void> {
       topk: { type: 'string', short: 'k' }, layer: { type: 'string', short: 'l' }, out: { type: 'string', short: 'o' },
       heatmap: { type: 'boolean' }, alpha: { type: 'string' }, colormap: { type: 'string' },
       'eigen-smooth': { type: 'boolean' }, 'aug-smooth': { type: 'boolean' }, concurrency: { type: 'string', short: 'j' },
-      progress: { type: 'boolean' }, 'no-progress': { type: 'boolean' },
+      progress: { type: 'boolean' }, 'no-progress': { type: 'boolean' }, ...PICTURE_OPTIONS,
     },
   });
   if (positionals.length !== 1) throw new UsageError('explain-dir takes one folder');
@@ -192,7 +193,8 @@ export async function explainDirCommand(args: string[]): Promise<void> {
   if (!(await stat(root).catch(() => undefined))?.isDirectory()) throw new UsageError(`${positionals[0]} is not a folder`);
   const params = parseCamParams(collectParameters('camserve explain-dir', CAM_PARAMETERS, asParameters(
     { method: values.method, target: values.target, topk: values.topk, layer: values.layer, alpha: values.alpha, colormap: values.colormap,
-      eigen_smooth: values['eigen-smooth'], aug_smooth: values['aug-smooth'], output: values.heatmap ? 'heatmap' : undefined },
+      eigen_smooth: values['eigen-smooth'], aug_smooth: values['aug-smooth'], output: values.heatmap ? 'heatmap' : undefined,
+      ...pictureParameters(values) },
   )));
   if ((params.topk ?? 1) > 1 || (params.target?.length ?? 1) > 1) throw new UsageError('explain-dir writes one overlay per image: give one class (--target) or none (the top class)');
   const outDir = path.resolve(values.out);
@@ -277,13 +279,10 @@ async function explainOne(
     const image = await decodeImage(await readFile(f.file), CLI_IMAGE_LIMITS);
     const input = await toModelInput(image.rgb, rt.info);
     const result = await rt.explain({ input, method: params.method, targets: o.targets, topk: params.topk, layers: o.layers, eigenSmooth: params.eigenSmooth, augSmooth: params.augSmooth });
-    const [png] = await renderJob({
-      kind: params.output === 'heatmap' ? 'heatmap' : 'overlay', image: image.rgb, maps: [result.explanations[0].map],
-      input: { width: rt.info.inputSize.width, height: rt.info.inputSize.height }, resize: rt.info.manifest.input.resize, alpha: params.alpha, colormap: params.colormap,
-    });
-    const output = `${f.rel}.png`;
+    const [picture] = await renderJob(pictureJob(params.output === 'heatmap' ? 'heatmap' : 'overlay', image, rt.info, [result.explanations[0].map], params));
+    const output = `${f.rel}${pictureExtension(params.format)}`;
     await mkdir(path.dirname(path.join(o.outDir, output)), { recursive: true });
-    await writeFile(path.join(o.outDir, output), png);
+    await writeFile(path.join(o.outDir, output), picture);
     const pred = predictions(result.logits, rt.info);
     const brief = (p: { index: number; label: string | null; score: number | null }) => ({ index: p.index, label: p.label, score: p.score });
     return {

@@ -5,12 +5,13 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  CAM_PARAMETERS, camJson, collectParameters, conceptClass, explainedClasses, explainRequest, finite, parseCamParams, predictions, resolveLayers, scoreFunction,
+  CAM_PARAMETERS, camJson, collectParameters, conceptClass, explainedClasses, explainRequest, finite, parseCamParams, pictureJob, predictions, resolveLayers,
+  resultPicture, scoreFunction,
 } from '../../api/index.js';
-import { fitOf, topK } from '../../engine/index.js';
+import { topK } from '../../engine/index.js';
 import { evaluateMetrics, isMetricName, type MetricName } from '../../metrics/index.js';
 import { renderJob } from '../../render/index.js';
-import { UsageError, asParameters, imageInput, requireModel, withModel } from '../common.js';
+import { PICTURE_OPTIONS, UsageError, asParameters, imageInput, pictureExtension, pictureParameters, requireModel, withModel } from '../common.js';
 
 /** The CLI's MAX_TARGETS: offline, as many classes as the model has. */
 const CLI_MAX_TARGETS = Number.MAX_SAFE_INTEGER;
@@ -26,18 +27,19 @@ export async function explainCommand(args: string[]): Promise<void> {
       json: { type: 'boolean' },
       'target-kind': { type: 'string' }, 'finer-comparison': { type: 'string' }, 'finer-alpha': { type: 'string' },
       seed: { type: 'string' }, concepts: { type: 'string' }, metrics: { type: 'string' },
-      'road-percentiles': { type: 'string' }, 'metric-score': { type: 'string' },
+      'road-percentiles': { type: 'string' }, 'metric-score': { type: 'string' }, ...PICTURE_OPTIONS,
     },
   });
   if (positionals.length !== 1) throw new UsageError('explain takes one image file');
   const model = requireModel(values.model);
   const { out, json, heatmap } = values;
+  if (!out && Object.values(pictureParameters(values)).some((v) => v !== undefined)) throw new UsageError('--format, --max-side, --png-compression and --quality set the picture: give --out');
   const params = parseCamParams(collectParameters('camserve explain', CAM_PARAMETERS, asParameters(
     { method: values.method, target: values.target, topk: values.topk, layer: values.layer, alpha: values.alpha, colormap: values.colormap,
-      eigen_smooth: values['eigen-smooth'], aug_smooth: values['aug-smooth'], output: heatmap ? 'heatmap' : json ? 'json' : undefined,
+      eigen_smooth: values['eigen-smooth'], aug_smooth: values['aug-smooth'], output: heatmap ? 'heatmap' : undefined,
       target_kind: values['target-kind'], finer_comparison: values['finer-comparison'], finer_alpha: values['finer-alpha'],
       seed: values.seed, concepts: values.concepts, metrics: values.metrics,
-      road_percentiles: values['road-percentiles'], metric_score: values['metric-score'] },
+      road_percentiles: values['road-percentiles'], metric_score: values['metric-score'], ...pictureParameters(values, out) },
   )));
 
   await withModel(model, async (rt) => {
@@ -88,24 +90,17 @@ export async function explainCommand(args: string[]): Promise<void> {
       }
     }
     if (!out) return;
-    const input0 = { width: info.inputSize.width, height: info.inputSize.height };
     if (f) {
-      const [png] = await renderJob({
-        kind: 'factorization', image: image.rgb, maps: f.concepts.map((c) => c.map), input: input0, resize: info.manifest.input.resize,
-        alpha: params.output === 'heatmap' ? 0 : params.alpha, colormap: params.colormap,
-      });
-      await writeFile(out, png);
+      const [picture] = await renderJob(resultPicture(params.output === 'heatmap' ? 'heatmap' : 'overlay', image, info, result, params));
+      await writeFile(out, picture);
       if (!json) process.stdout.write(`  ${f.concepts.length} concepts → ${out}\n`);
       return;
     }
-    const pngs = await renderJob({
-      kind: params.output === 'heatmap' ? 'heatmap' : 'overlay', image: image.rgb, maps: result.explanations.map((e) => e.map),
-      input: input0, resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha: params.alpha, colormap: params.colormap,
-    });
+    const pictures = await renderJob(pictureJob(params.output === 'heatmap' ? 'heatmap' : 'overlay', image, info, result.explanations.map((e) => e.map), params));
     for (const [i, e] of result.explanations.entries()) {
       const ext = path.extname(out);
-      const file = result.explanations.length === 1 ? out : `${out.slice(0, out.length - ext.length)}-${e.category ?? e.target.index}${ext || '.png'}`;
-      await writeFile(file, pngs[i]);
+      const file = result.explanations.length === 1 ? out : `${out.slice(0, out.length - ext.length)}-${e.category ?? e.target.index}${ext || pictureExtension(params.format)}`;
+      await writeFile(file, pictures[i]);
       const p = pred.of(e.target.index);
       if (!json) process.stdout.write(`  class ${p.index} (${name(p.index)}, score ${(p.score ?? NaN).toFixed(4)}) → ${file}\n`);
     }

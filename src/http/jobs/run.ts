@@ -1,12 +1,12 @@
 // Running a job, wherever it is kept: its images one after another through the inference pool (so that a
 // job never holds more than one place in the pool's queue), each answered as POST /cam answers it, with
 // the progress of the forward runs reported per batch.
-import { collectParameters, CAM_PARAMETERS } from '../../api/index.js';
+import { collectParameters, CAM_PARAMETERS, resultPicture } from '../../api/index.js';
 import { StepProgress, toModelInput, type ExplainResult } from '../../engine/index.js';
 import { CamserveError, cancelled } from '../../errors/index.js';
 import type { AppContext } from '../context.js';
 import { requirePool } from '../context.js';
-import { camResultJson, decodeAt, planCam, planRequest, resultPicture, type CamPlan } from '../routes/cam.js';
+import { camResultJson, decodeAt, planCam, planRequest, type CamPlan } from '../routes/cam.js';
 import type { JobImageResult, JobSpec } from './types.js';
 
 export interface JobOutput {

@@ -4,12 +4,12 @@
 // one queued job: in one forward pass where the model takes batches.
 import type { IRouter, Request, Response } from 'express';
 import {
-  CAM_PARAMETERS, camJson, collectParameters, conceptClass, decodeSide, explainedClasses, explainRequest, finite, parseCamParams, predictions, resolveLayers,
-  scoreFunction, timeoutMs, type CamParams, type Params,
+  CAM_PARAMETERS, camJson, collectParameters, conceptClass, decodeSide, explainedClasses, explainRequest, finite, parseCamParams, pictureJob, predictions, resolveLayers,
+  resultPicture, scoreFunction, timeoutMs, type CamParams, type Params,
 } from '../../api/index.js';
-import { fitOf, toModelInput, topK, type DecodedImage, type ExplainRequest, type ExplainResult, type ModelInfo } from '../../engine/index.js';
+import { toModelInput, topK, type DecodedImage, type ExplainRequest, type ExplainResult, type ModelInfo } from '../../engine/index.js';
 import { CamserveError, badParameter } from '../../errors/index.js';
-import { pictureType, type CamMap, type RenderJob } from '../../render/index.js';
+import { pictureType } from '../../render/index.js';
 import { clientOf, isLongWork } from '../access.js';
 import type { Reservation } from '../../workers/index.js';
 import { admit, clientGone, findModel, jobSignal, requirePool, routeLabel, type AppContext, type ServicePool } from '../context.js';
@@ -23,31 +23,6 @@ export function round(v: number): number {
 
 function serverTiming(timings: Record<string, number>): string {
   return Object.entries(timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${round(v)}`).join(', ');
-}
-
-/** The look of the pictures: colours, size and encoding. */
-export type PictureParams = Pick<CamParams, 'alpha' | 'colormap' | 'maxSide' | 'format' | 'pngCompression' | 'quality'>;
-
-export function renderJob(
-  kind: RenderJob['kind'], decoded: DecodedImage, info: ModelInfo, maps: CamMap[], params: PictureParams, alpha = params.alpha,
-): RenderJob {
-  return {
-    kind, image: decoded.rgb, maps, input: { width: info.inputSize.width, height: info.inputSize.height },
-    resize: info.manifest.input.resize, fit: fitOf(info.manifest.input), alpha, colormap: params.colormap,
-    maxSide: params.maxSide, format: params.format, compressionLevel: params.pngCompression, quality: params.quality,
-  };
-}
-
-/**
- * The picture of a result as a PNG answer shows it: the overlay or heat map of its first explanation, or
- * DFF's concepts (each in its own colour; `heatmap`: the colours alone).
- */
-export function resultPicture(kind: 'overlay' | 'heatmap', decoded: DecodedImage, info: ModelInfo, result: ExplainResult, params: PictureParams): RenderJob {
-  if (result.factorization) {
-    const maps = result.factorization.concepts.map((c) => c.map);
-    return renderJob('factorization', decoded, info, maps, params, kind === 'heatmap' ? 0 : params.alpha);
-  }
-  return renderJob(kind, decoded, info, [result.explanations[0].map], params);
 }
 
 /** Whether POST /cam's answer carries a picture (an image answer, or JSON with include_png). */
@@ -132,7 +107,7 @@ export async function camResultJson(
       timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
     };
   }
-  const pngs = params.includePng ? await ctx.render(renderJob('overlay', decoded, info, result.explanations.map((e) => e.map), params)) : [];
+  const pngs = params.includePng ? await ctx.render(pictureJob('overlay', decoded, info, result.explanations.map((e) => e.map), params)) : [];
   if (params.includePng) timings.render_ms = performance.now() - t;
   const explanations = result.explanations.map((e, i) => ({
     target: pred.of(e.target.index),
