@@ -38,6 +38,10 @@ export interface ModelManifest {
   description?: string;
   /** transformers: tokens before the patch grid, and/or the grid [h, w] (otherwise detected) */
   tokens?: { prefix?: number; grid?: [number, number] };
+  /** false: keep an exported fixed batch of 1 as it is (no symbolic rewrite; many-run methods run one image at a time) */
+  symbolicBatch?: boolean;
+  /** false: never take a pooling → linear head's gradient in closed form; always run the head's backward */
+  linearShortcut?: boolean;
 }
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
@@ -164,6 +168,12 @@ export async function readManifest(dir: string, graph: GraphDefaults = {}): Prom
     else manifest[key] = v;
   }
   if (raw.multiLabel !== undefined && typeof raw.multiLabel !== 'boolean') bad('multiLabel', 'true or false', raw.multiLabel);
+  for (const key of ['symbolicBatch', 'linearShortcut'] as const) {
+    const v = raw[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'boolean') bad(key, 'true or false', v);
+    else manifest[key] = v;
+  }
   if (raw.tokens !== undefined) {
     const t = raw.tokens as Record<string, unknown>;
     const tokens: NonNullable<ModelManifest['tokens']> = {};
@@ -180,7 +190,7 @@ export async function readManifest(dir: string, graph: GraphDefaults = {}): Prom
       manifest.tokens = tokens;
     }
   }
-  const knownTop = new Set(['input', 'labels', 'layer', 'output', 'multiLabel', 'description', 'tokens']);
+  const knownTop = new Set(['input', 'labels', 'layer', 'output', 'multiLabel', 'description', 'tokens', 'symbolicBatch', 'linearShortcut']);
   for (const k of Object.keys(raw)) if (!knownTop.has(k)) problems.push({ field: k, message: `is not a field of model.json (${[...knownTop].join(', ')})` });
   let labels = raw.labels;
   if (labels === undefined) {

@@ -238,9 +238,11 @@ export class ModelRuntime {
       ? { mode: 'one', size: fixedSize, note: `the input batch is ${fixedSize}` }
       : { mode: 'dynamic', note: 'the input batch is symbolic' };
     let logits = findLogits(model, manifest.output);
-    if (fixedSize !== undefined && (fixedSize > 1 || options.symbolicBatch !== false)) {
+    if (fixedSize !== undefined && (fixedSize > 1 || (options.symbolicBatch !== false && manifest.symbolicBatch !== false))) {
       batch = await handleFixedBatch(model, inputDims.slice(1), logits, options);
       if (batch.bytes) model = await OnnxModel.fromBytes(batch.bytes, file);
+    } else if (fixedSize === 1 && manifest.symbolicBatch === false) {
+      batch = { ...batch, note: 'the input batch is 1, kept as exported (model.json: "symbolicBatch": false); runs go one image at a time' };
     }
     const rows = batch.mode === 'zero-batch' ? batch.size : undefined;
     const inputName = model.inputs[0].name;
@@ -456,7 +458,7 @@ export class ModelRuntime {
    */
   linearGradients(set: LayerSet): Promise<Record<string, LinearGradient> | undefined> {
     set.linear ??= (async () => {
-      if (this.options.linearShortcut === false || this.info.batch.mode === 'zero-batch') return undefined;
+      if (this.options.linearShortcut === false || this.info.manifest.linearShortcut === false || this.info.batch.mode === 'zero-batch') return undefined;
       const out: Record<string, LinearGradient> = {};
       for (const layer of set.layers) {
         const g = await matchLinearGradient(this.model, this.shapes, layer, this.info.logits);

@@ -149,3 +149,15 @@ describe('built models', () => {
     assert.match(rt.info.batch.note, /^the input batch is 1 and cannot be made symbolic \(Reshape node "r": .+\); runs go one image at a time$/);
   });
 });
+
+test('model.json "symbolicBatch": false keeps one model\'s batch of 1 as exported, saying so; a value that is not a boolean is refused', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'camserve-keep-batch-'));
+  writeFileSync(path.join(dir, 'model.onnx'), readFileSync(path.join(FIXTURES, 'resnet', 'model.onnx')));
+  writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ symbolicBatch: false }));
+  const kept = await load(dir);
+  assert.deepEqual([kept.info.batch.mode, kept.info.batch.size], ['one', 1]);
+  assert.match(kept.info.batch.note, /kept as exported \(model\.json: "symbolicBatch": false\)/);
+  assert.equal(kept.dynamicBatch, false);
+  writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ symbolicBatch: 'no' }));
+  await assert.rejects(load(dir), /"symbolicBatch" .*true or false/);
+});

@@ -4,7 +4,7 @@
 // on small built graphs (Gemm's α, ReduceMean → MatMul + Add); not used where the head is anything else.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { MethodName, TargetKind } from '../../src/cam/index.js';
@@ -157,3 +157,21 @@ describe('built heads', () => {
     });
   }
 });
+
+test('model.json "linearShortcut": false makes one model differentiate its head; the maps are the same', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'camserve-no-shortcut-'));
+  writeFileSync(path.join(dir, 'model.onnx'), readFileSync(path.join(FIXTURES, 'resnet', 'model.onnx')));
+  writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ linearShortcut: false }));
+  const rt = await ModelRuntime.load(dir, { intraOpThreads: 1 });
+  const plain = await ModelRuntime.load(path.join(FIXTURES, 'resnet'), { intraOpThreads: 1 });
+  runtimes.push(rt, plain);
+  assert.equal(await usedShortcut(rt, [rt.info.defaultLayer]), false);
+  assert.equal(await usedShortcut(plain, [plain.info.defaultLayer]), true);
+  const x = readF32(path.join(FIXTURES, 'resnet'), 'input.bin');
+  const a = await rt.explain({ input: x, method: 'gradcam' });
+  const b = await plain.explain({ input: x, method: 'gradcam' });
+  assertClose(a.explanations[0].map.data, b.explanations[0].map.data, 'gradcam map');
+  writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ linearShortcut: 0 }));
+  await assert.rejects(ModelRuntime.load(dir, { intraOpThreads: 1 }), /"linearShortcut" .*true or false/);
+});
+
