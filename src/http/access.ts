@@ -15,7 +15,7 @@ import type { Metrics } from './metrics.js';
 
 /** Headers a browser script may read from a cross-origin answer. */
 export const CORS_EXPOSED_HEADERS = [
-  'X-Camserve-Model', 'X-Camserve-Method', 'X-Camserve-Class-Index', 'X-Camserve-Class-Label', 'X-Camserve-Class-Score',
+  'X-Camserve-Model', 'X-Camserve-Model-Version', 'X-Camserve-Method', 'X-Camserve-Class-Index', 'X-Camserve-Class-Label', 'X-Camserve-Class-Score',
   'X-Camserve-Layers', 'Server-Timing', 'X-Request-Id', 'Location', 'Retry-After', 'RateLimit', 'RateLimit-Policy',
   'WWW-Authenticate',
 ];

@@ -19,7 +19,7 @@ let dir: string;
 let server: RunningServer;
 const api = client(contract, () => server.url);
 
-interface Listed { default: string | null; models: { id: string; status: string; input?: { dims: number[] }; gradients?: string; warning?: string }[] }
+interface Listed { default: string | null; models: { id: string; status: string; version?: string; input?: { dims: number[] }; gradients?: string; warning?: string }[] }
 interface Reloaded extends Listed { added: string[]; removed: string[]; replaced: string[]; unchanged: string[]; kept_previous: string[] }
 
 const add = (name: string, fixture: string) => cp(path.join(FIXTURES, fixture), path.join(dir, name), { recursive: true, dereference: true });
@@ -51,6 +51,10 @@ test('POST /admin/reload: added, removed and replaced models; GET /models follow
   assert.equal(refused.status, 422);
   assert.deepEqual([refused.json<{ op: string }>().op, refused.json<{ node: string }>().node], ['CumSum', '/CumSum']);
   assert.equal((await api('POST', '/cam?model=a&method=scorecam&output=json', { body: form(await image()) })).status, 200);
+  const before = (await api('GET', '/models/a')).json<{ version: string }>().version;
+  assert.match(before, /^[0-9a-f]{16}$/);
+  const answered = await api('POST', '/cam?model=a&method=scorecam', { body: form(await image()) });
+  assert.equal(answered.header('x-camserve-model-version'), before, 'an image answer names the version that made it');
   await rm(path.join(dir, 'b'), { recursive: true });
   await add('c', 'lenet64');
   // a: new files (the float16 resnet: another input size, explained through its fp32 twin).
@@ -73,8 +77,11 @@ test('POST /admin/reload: added, removed and replaced models; GET /models follow
 
   const listed = (await api('GET', '/models')).json<Listed>();
   assert.deepEqual(ids(listed), ['a', 'c']);
-  const a = (await api('GET', '/models/a')).json<{ input: { dims: number[] }; gradients: string; predictions_from: string }>();
+  const a = (await api('GET', '/models/a')).json<{ input: { dims: number[] }; gradients: string; predictions_from: string; version: string }>();
   assert.deepEqual(a.input.dims, [1, 3, 64, 64]);
+  assert.match(a.version, /^[0-9a-f]{16}$/);
+  assert.notEqual(a.version, before, 'new files, a new version');
+  assert.equal(listed.models.find((m) => m.id === 'a')?.version, a.version);
   assert.equal(a.gradients, 'fp32 twin');
   const c = (await api('GET', '/models/c')).json<{ batch: { mode: string; size: number } }>();
   assert.deepEqual([c.batch.mode, c.batch.size], ['symbolic', 64]);

@@ -176,6 +176,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
       timings.render_ms = performance.now() - t;
       timings.total_ms = performance.now() - t0;
       res.setHeader('X-Camserve-Model', info.id);
+      if (info.version) res.setHeader('X-Camserve-Model-Version', info.version);
       res.setHeader('X-Camserve-Method', params.method);
       if (result.factorization) {
         res.setHeader('X-Camserve-Concepts', String(result.factorization.concepts.length));

@@ -47,6 +47,8 @@ export interface InputDescription {
 export type ModelSummary =
   | {
     id: string; status: 'ready'; description?: string; warning?: string;
+    /** which files are served (changes when a reload replaces them) */
+    version?: string;
     input: InputDescription; num_classes: number; has_labels: boolean; multi_label: boolean; default_layer: string;
     /** which model gives the predictions, and which the activations and gradients */
     predictions_from: 'model' | 'float twin' | 'fp32 twin'; gradients: 'model' | 'float twin' | 'fp32 twin';
@@ -84,6 +86,7 @@ export function modelSummary(m: ModelStatus): ModelSummary {
   const warning = [...(info.warnings ?? []), ...('warning' in m && typeof m.warning === 'string' ? [m.warning] : [])].join('; ') || undefined;
   return {
     id: m.id, status: 'ready',
+    ...(info.version ? { version: info.version } : {}),
     ...(info.manifest.description ? { description: info.manifest.description } : {}),
     ...(warning ? { warning } : {}),
     input: input(info), num_classes: info.numClasses, has_labels: !!info.manifest.labels,
