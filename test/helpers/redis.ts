@@ -6,22 +6,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../tools/dev/net.js';
 
 export const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
 export const redisMissing: string | false = spawnSync(REDIS_SERVER, ['--version']).status === 0
   ? false
   : `${REDIS_SERVER} is not installed (apt-get install -y redis-server; .ci/run does)`;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface TestRedis { url: string; child: ChildProcess; stop(): Promise<void> }
 
