@@ -21,9 +21,9 @@ const run = promisify(execFile);
 
 interface Instruction { op: string; args: string; stage: number }
 
-/** Instructions of the Dockerfile (continuations joined, comments dropped), with their stage index. */
-function instructions(): { list: Instruction[]; args: Record<string, string>; stages: string[] } {
-  const text = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\r?\n/g, ' ');
+/** Instructions of a Dockerfile (continuations joined, comments dropped), with their stage index. */
+function instructions(file = 'Dockerfile'): { list: Instruction[]; args: Record<string, string>; stages: string[] } {
+  const text = readFileSync(path.join(ROOT, file), 'utf8').replace(/\\\r?\n/g, ' ');
   const list: Instruction[] = [];
   const args: Record<string, string> = {};
   const stages: string[] = [];
@@ -53,9 +53,9 @@ const stageOf = (name: string) => stages.indexOf(name);
 const inStage = (stage: number, op: string) => list.filter((i) => i.op === op && i.stage === stage);
 const inRuntime = (op: string) => inStage(runtimeStage, op);
 /** ENV / LABEL key=value pairs of the runtime stage (values unquoted). */
-function pairs(op: string): Record<string, string> {
+function pairs(op: string, from: Instruction[] = inRuntime(op)): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const i of inRuntime(op)) {
+  for (const i of from.filter((x) => x.op === op)) {
     for (const m of i.args.matchAll(/([\w.-]+)=("(?:[^"\\]|\\.)*"|\S*)/g)) out[m[1]] = m[2].replace(/^"(.*)"$/, '$1');
   }
   return out;
@@ -274,3 +274,19 @@ test('the HEALTHCHECK command succeeds against a live server whatever HOST is, a
     await app.camserve.close();
   }
 });
+
+test('the slim variant (deploy/docker/Dockerfile.slim) is FROM scratch and restates the runtime\'s environment, user, port, health check, command and labels', () => {
+  const slim = instructions('deploy/docker/Dockerfile.slim');
+  const last = Math.max(...slim.list.map((i) => i.stage));
+  assert.equal(slim.list.find((i) => i.op === 'FROM' && i.stage === last)?.args, 'scratch');
+  const mine = slim.list.filter((i) => i.stage === last);
+  const all = (from: Instruction[], op: string) => from.filter((i) => i.op === op).map((i) => i.args);
+  const runtime = list.filter((i) => i.stage === runtimeStage);
+  // The node image's PATH comes with the main image's base; the slim one restates it.
+  const { PATH, ...env } = pairs('ENV', mine);
+  assert.equal(PATH, '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  assert.deepEqual(env, pairs('ENV'));
+  assert.deepEqual(Object.keys(pairs('LABEL', mine)).sort(), Object.keys(pairs('LABEL')).sort());
+  for (const op of ['USER', 'EXPOSE', 'WORKDIR', 'HEALTHCHECK', 'STOPSIGNAL', 'CMD']) assert.deepEqual(all(mine, op), all(runtime, op), op);
+});
+
