@@ -72,29 +72,45 @@ test('requests that differ in a parameter, or whose method needs extra runs, are
   assert.equal(pool.stats().coalesced - before, 0);
 });
 
+// The callers below leave a moment after their coalesced run was posted to the worker; four one-pass
+// explanations of the fixture take milliseconds, so a scheduler hiccup could let the run finish first. Such
+// an attempt tests nothing and is tried again (at most 5 times); one must land.
+const ATTEMPTS = 5;
+
 test('a caller of a coalesced run that leaves is answered cancelled at once; the others get their answers', async () => {
-  const running = busy();
-  const acs = inputs.map(() => new AbortController());
-  const jobs = inputs.map((x, i) => pool.explain('resnet', { input: Float32Array.from(x), method: 'eigencam' }, { signal: acs[i].signal }));
-  const before = pool.stats().coalesced;
-  await running;
-  // The four now run as one job; the second caller leaves.
-  assert.equal(pool.stats().coalesced - before, 4);
-  acs[1].abort();
-  const settled = await Promise.allSettled(jobs);
-  assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
-  assert.equal(((settled[1] as PromiseRejectedResult).reason as { code: string }).code, 'cancelled');
-  // The worker is free and serves on.
-  assert.equal((await pool.explain('resnet', { input: Float32Array.from(base), method: 'gradcam' })).explanations.length, 1);
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const running = busy();
+    const acs = inputs.map(() => new AbortController());
+    const jobs = inputs.map((x, i) => pool.explain('resnet', { input: Float32Array.from(x), method: 'eigencam' }, { signal: acs[i].signal }));
+    const before = pool.stats().coalesced;
+    await running;
+    // The four now run as one job; the second caller leaves.
+    assert.equal(pool.stats().coalesced - before, 4);
+    acs[1].abort();
+    const settled = await Promise.allSettled(jobs);
+    if (settled[1].status === 'fulfilled') continue;
+    assert.deepEqual(settled.map((s) => s.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    assert.equal(((settled[1] as PromiseRejectedResult).reason as { code: string }).code, 'cancelled');
+    // The worker is free and serves on.
+    assert.equal((await pool.explain('resnet', { input: Float32Array.from(base), method: 'gradcam' })).explanations.length, 1);
+    return;
+  }
+  assert.fail(`in ${ATTEMPTS} attempts the run always ended before its caller left`);
 });
 
 test('a coalesced run whose callers all leave is stopped and its worker serves on', async () => {
-  const running = busy();
-  const acs = inputs.map(() => new AbortController());
-  const jobs = inputs.map((x, i) => pool.explain('resnet', { input: Float32Array.from(x), method: 'layercam' }, { signal: acs[i].signal }));
-  await running;
-  for (const ac of acs) ac.abort();
-  for (const s of await Promise.allSettled(jobs)) assert.equal(s.status, 'rejected');
-  assert.equal((await pool.explain('resnet', { input: Float32Array.from(base), method: 'gradcam' })).explanations.length, 1);
-  assert.equal(pool.stats().queued, 0);
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const running = busy();
+    const acs = inputs.map(() => new AbortController());
+    const jobs = inputs.map((x, i) => pool.explain('resnet', { input: Float32Array.from(x), method: 'layercam' }, { signal: acs[i].signal }));
+    await running;
+    for (const ac of acs) ac.abort();
+    const settled = await Promise.allSettled(jobs);
+    if (settled.some((s) => s.status === 'fulfilled')) continue;
+    for (const s of settled) assert.equal(((s as PromiseRejectedResult).reason as { code: string }).code, 'cancelled');
+    assert.equal((await pool.explain('resnet', { input: Float32Array.from(base), method: 'gradcam' })).explanations.length, 1);
+    assert.equal(pool.stats().queued, 0);
+    return;
+  }
+  assert.fail(`in ${ATTEMPTS} attempts the run always ended before its callers left`);
 });
