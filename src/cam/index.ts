@@ -8,7 +8,7 @@ export {
   type InputGradients, type InputMethod, type InputMethodContext, type InputView, type LayerTensors, type Method,
   type MethodContext, type MethodName, type NoisyRun, type Objective, type TargetKind, type Variants,
 } from './types.js';
-export { gaussian, mulberry32 } from './random.js';
+export { gaussian, mulberry32, noiseSamples } from './random.js';
 export {
   combineGradients, evaluateTarget, finerComparison, nearestClasses, softmax, targetSpec, type TargetSpec, type TargetValue,
 } from './targets.js';

@@ -27,3 +27,19 @@ export function gaussian(std: number, seed: number): (size: number) => Float32Ar
     return out;
   };
 }
+
+/**
+ * The noise of a method that runs on noisy copies of a `size`-value input: the given draws laid out
+ * [samples, size] (a library's noise replayed; their length decides how many samples), else `samples`
+ * vectors of N(0, std²) from `seed`, drawn in call order.
+ */
+export function noiseSamples(size: number, o: { draws?: Float32Array; samples: number; std: number; seed: number }): { samples: number; noise(sample: number): Float32Array } {
+  const { draws } = o;
+  if (draws) {
+    if (draws.length % size !== 0) throw new RangeError(`${draws.length} drawn values are not samples of the ${size}-value input`);
+    return { samples: draws.length / size, noise: (s) => draws.subarray(s * size, (s + 1) * size) };
+  }
+  const draw = gaussian(o.std, o.seed);
+  return { samples: o.samples, noise: () => draw(size) };
+}
+

@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import {
   type CamMethod, type FinerOptions, type LayerTensors, type Method, MethodError, type MethodName, METHODS,
-  type NoisyRun, gaussian, rawMap, refineMaps, type TargetKind,
+  type NoisyRun, noiseSamples, rawMap, refineMaps, type TargetKind,
 } from '../cam/index.js';
 import { cancelled } from '../errors/index.js';
 import { averageMaps, type CamMap } from '../render/index.js';
@@ -213,14 +213,10 @@ async function noisyPasses(
   rt: ModelRuntime, set: LayerSet, noisy: NonNullable<CamMethod['noisy']>, req: ExplainRequest, input: Float32Array, base: Passes,
   tg: Targeting, timings: Record<string, number>, opts: ExplainOptions,
 ): Promise<Passes[]> {
-  const n = input.length;
-  const draws = req.draws;
-  if (draws && draws.length % n !== 0) throw new RangeError(`${draws.length} drawn values are not samples of the ${n}-value input`);
-  const samples = draws ? draws.length / n : noisy.samples;
-  const draw = gaussian(noisy.std, req.seed ?? 0);
+  const { samples, noise } = noiseSamples(input.length, { draws: req.draws, samples: noisy.samples, std: noisy.std, seed: req.seed ?? 0 });
   const out: Passes[] = [];
   for (let s = 0; s < samples; s++) {
-    const d = draws ? draws.subarray(s * n, (s + 1) * n) : draw(n);
+    const d = noise(s);
     const x = Float32Array.from(input, (v, i) => v + d[i]);
     out.push(await runPasses(rt, set, x, { gradients: true, choose: () => base.targets, timings, signal: opts.signal, seed: tg.seed }));
   }

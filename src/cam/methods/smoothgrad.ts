@@ -1,6 +1,6 @@
 // SmoothGrad: saliency averaged over noisy copies of the input; Captum's NoiseTunnel(Saliency).
 import { attributionMap, smoothGrad as smoothGradOf } from '../input-attribution.js';
-import { gaussian } from '../random.js';
+import { noiseSamples } from '../random.js';
 import type { InputMethod } from '../types.js';
 
 /** Captum's NoiseTunnel defaults: 5 samples, σ = 1 (on the normalised input) */
@@ -20,11 +20,7 @@ export const smoothgrad: InputMethod = {
   runs: SMOOTHGRAD_SAMPLES,
   async attribute(ctx) {
     const x = ctx.input.data;
-    const draws = ctx.draws;
-    if (draws && draws.length % x.length !== 0) throw new RangeError(`smoothgrad: ${draws.length} drawn values are not samples of the ${x.length}-value input`);
-    const draw = gaussian(SMOOTHGRAD_STD, ctx.seed);
-    const samples = draws ? draws.length / x.length : SMOOTHGRAD_SAMPLES;
-    const noise = draws ? (s: number) => draws.subarray(s * x.length, (s + 1) * x.length) : () => draw(x.length);
+    const { samples, noise } = noiseSamples(x.length, { draws: ctx.draws, samples: SMOOTHGRAD_SAMPLES, std: SMOOTHGRAD_STD, seed: ctx.seed });
     return attributionMap(await smoothGradOf(x, ctx.gradients, { samples, noise }), ctx.input);
   },
 };
