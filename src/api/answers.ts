@@ -1,7 +1,7 @@
 // The shapes of answers that the HTTP routes and the CLI share (snake_case, as the HTTP API): one
 // prediction shape, one rule for float values (9 significant digits; non-finite → null), the map and
-// histogram and summary bodies.
-import { classScores, type ModelInfo } from '../engine/index.js';
+// histogram and summary bodies, and the parts of an explanation answer (head, explanation, DFF concepts).
+import { classScores, topK, type ExplainResult, type Explanation, type ModelInfo } from '../engine/index.js';
 import type { Histogram, ModelSummary } from '../inspect/index.js';
 import type { CamMap } from '../render/index.js';
 
@@ -78,3 +78,39 @@ export function summaryJson(s: ModelSummary) {
 export function conceptClass(c: { index: number; probability: number }, info: Pick<ModelInfo, 'manifest'>) {
   return { index: c.index, label: info.manifest.labels?.[c.index] ?? null, probability: finite(c.probability) };
 }
+
+/**
+ * What every explanation answer starts with (POST /cam's JSON, a job's result, the CLI's --json): the
+ * model, method and layers, the image's size, and the model's top-5 predictions with the model that made them.
+ */
+export function resultHead(info: ModelInfo, method: string, result: ExplainResult, image: { width: number; height: number }) {
+  const pred = predictions(result.logits, info);
+  return {
+    model: info.id,
+    method,
+    layers: result.layers,
+    image: { width: image.width, height: image.height },
+    score_function: scoreFunction(info),
+    // Which model predicted, and which gave the activations and gradients (a quantized model's float twin).
+    predictions_from: info.runs.predictions,
+    gradients: info.runs.gradients,
+    predictions: topK(pred.scores, 5).map(pred.of),
+  };
+}
+
+/** One explanation as answered: its class, the objective's value, the category (binary), the map and the metrics. */
+export function explanationJson(e: Explanation, pred: ReturnType<typeof predictions>) {
+  return {
+    target: pred.of(e.target.index),
+    objective: finite(e.target.objective),
+    ...(e.category !== undefined ? { category: e.category } : {}),
+    cam: camJson(e.map),
+    ...(e.metrics ? { metrics: Object.fromEntries(Object.entries(e.metrics).map(([k, v]) => [k, finite(v)])) } : {}),
+  };
+}
+
+/** DFF's concepts as answered: each one's classes and map. */
+export function conceptsJson(f: NonNullable<ExplainResult['factorization']>, info: Pick<ModelInfo, 'manifest'>) {
+  return f.concepts.map((c, i) => ({ index: i, classes: c.classes.map((k) => conceptClass(k, info)), cam: camJson(c.map) }));
+}
+

@@ -5,8 +5,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  CAM_PARAMETERS, camJson, collectParameters, conceptClass, explainedClasses, explainRequest, finite, parseCamParams, pictureJob, predictions, resolveLayers,
-  resultPicture, scoreFunction,
+  CAM_PARAMETERS, collectParameters, conceptsJson, explainedClasses, explainRequest, explanationJson, parseCamParams, pictureJob, predictions, resolveLayers,
+  resultHead, resultPicture,
 } from '../../api/index.js';
 import { topK } from '../../engine/index.js';
 import { evaluateMetrics, isMetricName, type MetricName } from '../../metrics/index.js';
@@ -56,25 +56,13 @@ export async function explainCommand(args: string[]): Promise<void> {
     const name = (i: number) => info.manifest.labels?.[i] ?? String(i);
     const f = result.factorization;
     if (json) {
-      const common = {
-        model: info.id, method: params.method, layers: result.layers,
-        image: { width: image.width, height: image.height },
-        score_function: scoreFunction(info),
-        predictions_from: info.runs.predictions,
-        gradients: info.runs.gradients,
-        predictions: top,
-      };
+      const common = resultHead(info, params.method, result, image);
       process.stdout.write(`${JSON.stringify(f
-        ? { ...common, concepts: f.concepts.map((c, i) => ({ index: i, classes: c.classes.map((k) => conceptClass(k, info)), cam: camJson(c.map) })), nmf_iterations: f.iterations, timings_ms: result.timings }
+        ? { ...common, concepts: conceptsJson(f, info), nmf_iterations: f.iterations, timings_ms: result.timings }
         : {
           ...common,
           target_kind: result.targetKind,
-          explanations: result.explanations.map((e) => ({
-            target: pred.of(e.target.index), objective: finite(e.target.objective),
-            ...(e.category !== undefined ? { category: e.category } : {}),
-            cam: camJson(e.map),
-            ...(e.metrics ? { metrics: Object.fromEntries(Object.entries(e.metrics).map(([k, v]) => [k, finite(v)])) } : {}),
-          })),
+          explanations: result.explanations.map((e) => explanationJson(e, pred)),
           timings_ms: result.timings,
         })}\n`);
     } else {

@@ -4,10 +4,10 @@
 // one queued job: in one forward pass where the model takes batches.
 import type { IRouter, Request, Response } from 'express';
 import {
-  CAM_PARAMETERS, camJson, collectParameters, conceptClass, decodeSide, explainedClasses, explainRequest, finite, parseCamParams, pictureJob, predictions, resolveLayers,
-  resultPicture, scoreFunction, timeoutMs, type CamParams, type Params,
+  CAM_PARAMETERS, camJson, collectParameters, conceptsJson, decodeSide, explainedClasses, explainRequest, explanationJson, finite, parseCamParams, pictureJob,
+  predictions, resolveLayers, resultHead, resultPicture, timeoutMs, type CamParams, type Params,
 } from '../../api/index.js';
-import { toModelInput, topK, type DecodedImage, type ExplainRequest, type ExplainResult, type ModelInfo } from '../../engine/index.js';
+import { toModelInput, type DecodedImage, type ExplainRequest, type ExplainResult, type ModelInfo } from '../../engine/index.js';
 import { CamserveError, badParameter } from '../../errors/index.js';
 import { pictureType } from '../../render/index.js';
 import { clientOf, isLongWork } from '../access.js';
@@ -19,6 +19,11 @@ export const CAM_ROUTES: Record<string, string[]> = { '/cam': ['POST'] };
 
 export function round(v: number): number {
   return Math.round(v * 1000) / 1000;
+}
+
+/** Stage times as answered: ms to 3 decimals. */
+function roundedTimings(timings: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)]));
 }
 
 function serverTiming(timings: Record<string, number>): string {
@@ -81,18 +86,7 @@ export async function camResultJson(
   ctx: AppContext, plan: CamPlan, decoded: DecodedImage, result: ExplainResult, timings: Record<string, number>,
 ): Promise<Record<string, unknown>> {
   const { params, info } = plan;
-  const pred = predictions(result.logits, info);
-  const top = {
-    model: info.id,
-    method: params.method,
-    layers: result.layers,
-    image: { width: decoded.width, height: decoded.height },
-    score_function: scoreFunction(info),
-    // Which model predicted, and which gave the activations and gradients (a quantized model's float twin).
-    predictions_from: info.runs.predictions,
-    gradients: info.runs.gradients,
-    predictions: topK(pred.scores, 5).map(pred.of),
-  };
+  const top = resultHead(info, params.method, result, decoded);
   const t = performance.now();
   if (result.factorization) {
     // DFF: each concept's map and classes (and with include_png the one picture of them all).
@@ -101,20 +95,17 @@ export async function camResultJson(
     if (params.includePng) timings.render_ms = performance.now() - t;
     return {
       ...top,
-      concepts: f.concepts.map((c, i) => ({ index: i, classes: c.classes.map((k) => conceptClass(k, info)), cam: camJson(c.map) })),
+      concepts: conceptsJson(f, info),
       nmf_iterations: f.iterations,
       ...(png ? { png: png.toString('base64') } : {}),
-      timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
+      timings_ms: roundedTimings(timings),
     };
   }
   const pngs = params.includePng ? await ctx.render(pictureJob('overlay', decoded, info, result.explanations.map((e) => e.map), params)) : [];
   if (params.includePng) timings.render_ms = performance.now() - t;
+  const pred = predictions(result.logits, info);
   const explanations = result.explanations.map((e, i) => ({
-    target: pred.of(e.target.index),
-    objective: finite(e.target.objective),
-    ...(e.category !== undefined ? { category: e.category } : {}),
-    cam: camJson(e.map),
-    ...(e.metrics ? { metrics: Object.fromEntries(Object.entries(e.metrics).map(([k, v]) => [k, finite(v)])) } : {}),
+    ...explanationJson(e, pred),
     ...(e.layers.length > 1 ? { layers: e.layers.map((l) => ({ layer: l.layer, cam: camJson(l.map) })) } : {}),
     ...(params.includePng ? { png: pngs[i].toString('base64') } : {}),
   }));
@@ -122,7 +113,7 @@ export async function camResultJson(
     ...top,
     target_kind: result.targetKind,
     explanations,
-    timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
+    timings_ms: roundedTimings(timings),
   };
 }
 
@@ -196,7 +187,7 @@ export function camRoutes(router: IRouter, ctx: AppContext): void {
     }
     const body = await camResultJson(ctx, plan, decoded, result, timings);
     timings.total_ms = performance.now() - t0;
-    body.timings_ms = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)]));
+    body.timings_ms = roundedTimings(timings);
     res.setHeader('Server-Timing', serverTiming(timings));
     res.json(body);
   });
@@ -248,6 +239,6 @@ async function camBatch(
   r.res.setHeader('Server-Timing', serverTiming(timings));
   r.res.json({
     model: info.id, method: params.method, layers: results[0].layers, count: out.length, results: out,
-    timings_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, round(v)])),
+    timings_ms: roundedTimings(timings),
   });
 }
