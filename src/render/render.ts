@@ -28,10 +28,10 @@ export interface RgbImage {
 
 /**
  * PNG compression level of the renderers (0..9; see PngWriter in png.ts for what each level does).
- * Level 3: Sub-filtered rows with deflate's run-length strategy. Measured on the benchmark's 640×480
- * photograph-like overlay (2-core VM): 352 KB for about 9 ms of deflate work, which runs on the other
- * cores while the rows are made, against 753 KB in 17 ms for the unfiltered libvips level 3 that the
- * renderers used before.
+ * Level 3: Sub-filtered rows, each block coded with Huffman codes alone or deflate's run-length strategy
+ * (png.ts). Measured on the benchmark's 640×480 photograph-like overlay (2-core VM): 318 KB for about 9 ms
+ * of deflate work, in blocks while the rows are made, against 753 KB in 17 ms for the unfiltered libvips
+ * level 3 that the renderers used before.
  */
 export const DEFAULT_COMPRESSION_LEVEL = 3;
 
@@ -368,19 +368,16 @@ export function colormapIndex(map: CamMap, width: number, height: number): Uint8
 }
 
 /**
- * `blend(heat, imageRgb, alpha)` where heat is the colour map `lut` at `index`, in two passes over the
- * pixels without the heat image. Without `png`, the blended RGB; with it, the rows go to the PNG writer
- * as Sub-filtered scanlines (unfiltered at level 0) in blocks, each compressing while the next is made,
- * and the Adler-32 of the scanlines is summed on the way.
+ * The output byte of every (heat, image) byte pair of `blend(heat, imageRgb, alpha)` where heat is the colour
+ * map `lut` at `index`: `table[(heat << 8) | image]` (all zeros where the blend's maximum is 0).
  *
  * The maximum of cam over all pixels and channels is found per (colour index, channel): the heat value is
  * fixed by them, and cam = th[heat] + ti[image] is non-decreasing in the image byte (float rounding is
  * monotonic), so the largest image byte seen with each pair gives the same maximum as every pixel would.
  */
-function blendIndexed(index: Uint8Array, imageRgb: Uint8Array, alpha: number, lut: Uint8Array, width: number, height: number, png?: PngWriter): { rgb?: Buffer; adler32: number } {
+function blendTable(index: Uint8Array, imageRgb: Uint8Array, alpha: number, lut: Uint8Array): Uint8Array {
   const n = index.length;
   const { th, ti } = blendTables(alpha);
-  // Pass 1: the largest image byte per (index, channel).
   const top = new Int16Array(768).fill(-1);
   for (let i = 0, o = 0; i < n; i++, o += 3) {
     const t = index[i] * 3;
@@ -397,63 +394,102 @@ function blendIndexed(index: Uint8Array, imageRgb: Uint8Array, alpha: number, lu
     const v = f32(th[lut[t]] + ti[top[t]]);
     if (v > max) max = v;
   }
-  // Pass 2: every (heat, image) byte pair through the table of output bytes (all zeros if max is 0).
   const bytes = new Uint8Array(1 << 16);
-  if (max > 0) {
-    for (let h = 0; h < 256; h++) {
-      const a = th[h];
-      for (let k = 0; k < 256; k++) bytes[(h << 8) | k] = toByte(f32(a + ti[k]), max);
-    }
+  if (!(max > 0)) return bytes;
+  // Only the heat values the colour map can give need their 256 entries.
+  const heats = new Uint8Array(256);
+  for (let t = 0; t < 768; t++) heats[lut[t]] = 1;
+  for (let h = 0; h < 256; h++) {
+    if (!heats[h]) continue;
+    const a = th[h];
+    for (let k = 0; k < 256; k++) bytes[(h << 8) | k] = toByte(f32(a + ti[k]), max);
   }
-  const sub = png !== undefined && png.level > 0;
-  const rowBytes = png ? width * 3 + 1 : width * 3;
-  const block = png ? blockRows(width) : height;
-  let rgb: Buffer | undefined;
-  let s1 = 1;
-  let s2 = 0;
-  for (let y0 = 0; y0 < height; y0 += block) {
-    const y1 = Math.min(height, y0 + block);
-    const out = Buffer.allocUnsafe((y1 - y0) * rowBytes);
-    for (let y = y0; y < y1; y++) {
-      let j = (y - y0) * rowBytes;
-      if (png) {
-        const filter = sub ? 1 : 0;
-        out[j++] = filter;
-        s1 += filter;
-        s2 += s1;
-      }
-      let pr = 0;
-      let pg = 0;
-      let pb = 0;
-      for (let x = 0, i = y * width, o = i * 3; x < width; x++, i++, o += 3, j += 3) {
+  return bytes;
+}
+
+/** The colour map's entries shifted into the high byte of a {@link blendTable} index. */
+function heatKeys(lut: Uint8Array): Int32Array {
+  const keys = new Int32Array(768);
+  for (let t = 0; t < 768; t++) keys[t] = lut[t] << 8;
+  return keys;
+}
+
+/** The blended RGB of every pixel through `bytes` (see {@link blendTable}). */
+function blendRgb(index: Uint8Array, imageRgb: Uint8Array, keys: Int32Array, bytes: Uint8Array): Buffer {
+  const n = index.length;
+  const out = Buffer.allocUnsafe(n * 3);
+  for (let i = 0, o = 0; i < n; i++, o += 3) {
+    const t = index[i] * 3;
+    out[o] = bytes[keys[t] | imageRgb[o]];
+    out[o + 1] = bytes[keys[t + 1] | imageRgb[o + 1]];
+    out[o + 2] = bytes[keys[t + 2] | imageRgb[o + 2]];
+  }
+  return out;
+}
+
+/**
+ * Rows y0..y1 of the blended image as PNG scanlines with the Sub filter (type 1) into `out`; returns the
+ * Adler-32 of the scanlines continued from `adler`, summed on the way in 32-bit integers, reduced at least
+ * every 1200 pixels (3600 bytes: the sums stay below 2³¹).
+ */
+function blendSubRows(
+  index: Uint8Array, imageRgb: Uint8Array, keys: Int32Array, bytes: Uint8Array, width: number, y0: number, y1: number, out: Uint8Array, adler: number,
+): number {
+  let s1 = adler & 0xffff;
+  let s2 = adler >>> 16;
+  for (let y = y0, j = 0; y < y1; y++) {
+    out[j++] = 1;
+    s1 += 1;
+    s2 += s1;
+    let pr = 0;
+    let pg = 0;
+    let pb = 0;
+    for (let x0 = 0; x0 < width; x0 += 1200) {
+      for (let i = y * width + x0, o = i * 3, end = y * width + Math.min(width, x0 + 1200); i < end; i++, o += 3, j += 3) {
         const t = index[i] * 3;
-        const r = bytes[(lut[t] << 8) | imageRgb[o]];
-        const g = bytes[(lut[t + 1] << 8) | imageRgb[o + 1]];
-        const b = bytes[(lut[t + 2] << 8) | imageRgb[o + 2]];
-        const fr = sub ? (r - pr) & 0xff : r;
-        const fg = sub ? (g - pg) & 0xff : g;
-        const fb = sub ? (b - pb) & 0xff : b;
+        const r = bytes[keys[t] | imageRgb[o]];
+        const g = bytes[keys[t + 1] | imageRgb[o + 1]];
+        const b = bytes[keys[t + 2] | imageRgb[o + 2]];
+        const fr = (r - pr) & 0xff;
+        const fg = (g - pg) & 0xff;
+        const fb = (b - pb) & 0xff;
         out[j] = fr;
         out[j + 1] = fg;
         out[j + 2] = fb;
-        s1 += fr;
-        s2 += s1;
-        s1 += fg;
-        s2 += s1;
-        s1 += fb;
-        s2 += s1;
         pr = r;
         pg = g;
         pb = b;
+        s1 = (s1 + fr) | 0;
+        s2 = (s2 + s1) | 0;
+        s1 = (s1 + fg) | 0;
+        s2 = (s2 + s1) | 0;
+        s1 = (s1 + fb) | 0;
+        s2 = (s2 + s1) | 0;
       }
-      // Reduced once a row: exact in doubles for rows of up to millions of bytes.
       s1 %= 65521;
       s2 %= 65521;
     }
-    if (png) png.write(out);
-    else rgb = out;
   }
-  return { rgb, adler32: ((s2 << 16) | s1) >>> 0 };
+  return ((s2 << 16) | s1) >>> 0;
+}
+
+/**
+ * `blend(heat, imageRgb, alpha)` where heat is the colour map `lut` at `index`, in two passes over the
+ * pixels without the heat image: the table of output bytes ({@link blendTable}), then either the blended
+ * RGB or, with `png`, Sub-filtered scanlines handed to the PNG writer in blocks, each compressing on
+ * libuv's pool while the next is made.
+ */
+function blendIndexed(index: Uint8Array, imageRgb: Uint8Array, alpha: number, lut: Uint8Array, width: number, height: number, png?: PngWriter): Buffer | undefined {
+  const bytes = blendTable(index, imageRgb, alpha, lut);
+  const keys = heatKeys(lut);
+  if (!png) return blendRgb(index, imageRgb, keys, bytes);
+  const block = blockRows(width);
+  for (let y0 = 0; y0 < height; y0 += block) {
+    const y1 = Math.min(height, y0 + block);
+    const out = Buffer.allocUnsafe((y1 - y0) * (width * 3 + 1));
+    png.write(out, blendSubRows(index, imageRgb, keys, bytes, width, y0, y1, out, png.adler));
+  }
+  return undefined;
 }
 
 function colormapLut(name: ColormapName): Uint8Array {
@@ -469,7 +505,7 @@ export function colormapBlend(map01: CamMap, imageRgb: Buffer, alpha: number, na
   const lut = colormapLut(name);
   const n = map01.data.length;
   if (imageRgb.length !== n * 3) throw new RangeError(`blend: heat map has ${n * 3} bytes, image ${imageRgb.length}`);
-  return blendIndexed(colormapIndex(map01, map01.width, map01.height), imageRgb, alpha, lut, map01.width, map01.height).rgb!;
+  return blendIndexed(colormapIndex(map01, map01.width, map01.height), imageRgb, alpha, lut, map01.width, map01.height)!;
 }
 
 function checkLevel(compressionLevel: number | undefined): number {
@@ -517,12 +553,12 @@ export async function renderOverlay(opts: OverlayOptions): Promise<Buffer> {
   // resize → colour map → blend → PNG rows in two passes over the pixels (see colormapIndex, blendIndexed)
   const index = colormapIndex(m0, image.width, image.height);
   if ((opts.format ?? 'png') !== 'png' || level === 0) {
-    const { rgb } = blendIndexed(index, image.data, alpha, lut, image.width, image.height);
-    return encodeRgb(rgb!, image.width, image.height, opts);
+    const rgb = blendIndexed(index, image.data, alpha, lut, image.width, image.height)!;
+    return encodeRgb(rgb, image.width, image.height, opts);
   }
   const png = new PngWriter(image.width, image.height, level);
-  const { adler32 } = blendIndexed(index, image.data, alpha, lut, image.width, image.height, png);
-  return png.end(adler32);
+  blendIndexed(index, image.data, alpha, lut, image.width, image.height, png);
+  return png.end();
 }
 
 /** Options of {@link renderHeatmap}. */

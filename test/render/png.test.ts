@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 
-import { COLORMAP_NAMES, applyColormap, blend, renderOverlay, resizeBilinear, type CamMap } from '../../src/render/index.js';
+import { COLORMAP_NAMES, applyColormap, blend, normalizeMap, renderOverlay, resizeBilinear, type CamMap } from '../../src/render/index.js';
 import { colormapBlend, colormapIndex } from '../../src/render/render.js';
 import { adler32, encodePngRgb } from '../../src/render/png.js';
 
@@ -94,5 +94,48 @@ test('colormapIndex is the index applyColormap takes of resizeBilinear; renderOv
       const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
       assert.ok(data.equals(colormapBlend(full, image.data, 0.4, 'viridis')), `${w}×${h} level ${compressionLevel}`);
     }
+  }
+});
+
+/** The zlib stream of a PNG's IDAT chunks. */
+function idatOf(png: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (let o = 8; o < png.length;) {
+    const len = png.readUInt32BE(o);
+    if (png.toString('latin1', o + 4, o + 8) === 'IDAT') parts.push(png.subarray(o + 8, o + 8 + len));
+    o += 12 + len;
+  }
+  return Buffer.concat(parts);
+}
+
+test('renderOverlay: the Adler-32 summed while the rows are made is zlib\'s, for small (one stream), large (blocks) and wide (sums reduced within a row) pictures', async () => {
+  const r = rng(21);
+  const map: CamMap = { width: 7, height: 7, data: Float32Array.from({ length: 49 }, () => r()) };
+  for (const [w, h] of [[224, 224], [640, 480], [2500, 60], [1201, 3]]) {
+    const image = { data: photo(w, h, 4), width: w, height: h, channels: 3 as const };
+    const png = await renderOverlay({ image, map, alpha: 0.5, colormap: 'jet' });
+    // inflateSync checks the stream's Adler-32 and throws on a mismatch
+    const rows = zlib.inflateSync(idatOf(png));
+    assert.equal(rows.length, h * (w * 3 + 1), `${w}×${h}`);
+    const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    assert.ok(data.equals(colormapBlend(resizeBilinear(normalizeMap(map), w, h), image.data, 0.5, 'jet')), `${w}×${h}`);
+  }
+});
+
+test('encodePngRgb: flat blocks are run-length coded, photograph-like blocks with Huffman codes alone, both decoding to the pixels', async () => {
+  const width = 640;
+  const height = 480; // 921 KB of scanlines: eight blocks
+  const flat = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) flat.set([40, 80 + (y >> 4), 160], (y * width + x) * 3);
+  const mixed = Buffer.from(flat);
+  mixed.set(photo(width, height / 2, 8), 0); // the top half a photograph, the bottom half flat
+  for (const level of [1, 3]) {
+    const a = await encodePngRgb(flat, width, height, level);
+    // Huffman codes alone spend at least one bit per byte: 115 KB here; run-length coding a few KB.
+    assert.ok(a.length < 20_000, `flat picture at level ${level}: ${a.length} bytes`);
+    assert.ok((await sharp(a).raw().toBuffer()).equals(flat));
+    const b = await encodePngRgb(mixed, width, height, level);
+    assert.ok((await sharp(b).raw().toBuffer()).equals(mixed));
+    zlib.inflateSync(idatOf(b));
   }
 });
