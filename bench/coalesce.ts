@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { available, median } from './engine.js';
-import { benchJpeg, postCam, startBenchServer, type ServerHandle } from './http.js';
+import { benchJpeg, loadRun, postCam, startBenchServer, type ServerHandle } from './http.js';
 import { cpuModel } from './machine.js';
 
 const { values } = parseArgs({
@@ -40,20 +40,11 @@ async function coalesced(s: ServerHandle): Promise<number> {
   return Number(/^camserve_explanations_coalesced (\d+)/m.exec(text)?.[1] ?? NaN);
 }
 
-/** `requests` answers from `c` clients, each sending its next request once its answer is in. */
+/** `requests` answers from `c` clients, each sending its next request once its answer is in; with the runs shared meanwhile. */
 async function burst(s: ServerHandle, q: string, jpeg: Buffer, c: number): Promise<{ perS: number; p50: number; shared: number }> {
   const before = await coalesced(s);
-  let sent = 0;
-  const lat: number[] = [];
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: c }, async () => {
-    while (sent < requests) {
-      sent++;
-      lat.push((await postCam(s.url, q, jpeg)).ms);
-    }
-  }));
-  const wall = performance.now() - t0;
-  return { perS: (requests / wall) * 1000, p50: median(lat), shared: (await coalesced(s)) - before };
+  const r = await loadRun(s.url, q, jpeg, c, requests);
+  return { perS: r.throughput, p50: r.p50, shared: (await coalesced(s)) - before };
 }
 
 const jpeg = await benchJpeg();

@@ -1,0 +1,77 @@
+// `npm run bench:layouts`: inference worker × onnxruntime thread layouts side by side over HTTP. One built
+// server (`npm run build` first) per layout serves the same bench model; at each concurrency, `requests`
+// Grad-CAM requests (JPEG 640×480 in, PNG overlay out) go to each server in turn, the order rotating from
+// round to round; the table gives the median round's answers per second and p50 latency, and which layout
+// wins at each concurrency. What it measures feeds the default layout (src/http/cpu.ts).
+//
+//   npm run bench:layouts -- [--models resnet50,resnet18,mobilenetv2] [--layouts 1x2,2x1,2x2] [--concurrency 1,2,4,6]
+//                            [--requests 24] [--rounds 3] [--out FILE]
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { available, median } from './engine.js';
+import { benchJpeg, loadRun, postCam, startBenchServer, type ServerHandle } from './http.js';
+import { cpuModel } from './machine.js';
+
+const cores = os.availableParallelism?.() ?? os.cpus().length;
+const { values } = parseArgs({
+  options: {
+    models: { type: 'string', default: 'resnet50,resnet18,mobilenetv2' },
+    layouts: { type: 'string', default: `1x${cores},${cores}x1,2x${cores}` },
+    concurrency: { type: 'string', default: '1,2,4,6' },
+    requests: { type: 'string', default: '24' },
+    rounds: { type: 'string', default: '3' },
+    out: { type: 'string' },
+  },
+});
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const models = list(values.models).filter((m) => available(m));
+const layouts = list(values.layouts).map((l) => {
+  const [w, t] = l.split('x').map(Number);
+  if (!(Number.isInteger(w) && w >= 1 && Number.isInteger(t) && t >= 1)) throw new Error(`--layouts: ${l} is not WORKERSxTHREADS`);
+  return { name: `${w}×${t}`, workers: w, threads: t };
+});
+const levels = list(values.concurrency).map(Number);
+const requests = Number(values.requests);
+const rounds = Number(values.rounds);
+if (!models.length) throw new Error('no bench model found (make them with /usr/bin/python3 tools/fixtures/generate.py --big-extdata)');
+if (![requests, rounds, ...levels].every((n) => Number.isInteger(n) && n >= 1)) throw new Error('--requests, --rounds and --concurrency take positive integers');
+
+const lines: string[] = [];
+const out = (s = '') => { lines.push(s); process.stdout.write(`${s}\n`); };
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+const jpeg = await benchJpeg();
+out(`### Worker × thread layouts over HTTP (${new Date().toISOString().slice(0, 16)}Z, ${cpuModel()} × ${cores} cores)`);
+out();
+out(`- command: \`npm run bench:layouts -- ${process.argv.slice(2).join(' ')}\``);
+out(`- one server per layout (inference workers × onnxruntime intra-op threads each, plus the render thread); Grad-CAM, JPEG 640×480 in, PNG overlay out; ${requests} requests per burst, ${rounds} rounds in rotating order, median round`);
+out();
+out(`| model | concurrency | ${layouts.map((l) => `${l.name}: answers/s, p50`).join(' | ')} | best |`);
+out(`|---|---:|${layouts.map(() => '---:').join('|')}|---|`);
+for (const m of models) {
+  log(`[layouts] ${m}: starting ${layouts.length} servers`);
+  const servers: ServerHandle[] = [];
+  try {
+    for (const l of layouts) servers.push(await startBenchServer([m], { WORKERS: String(l.workers), ORT_THREADS: String(l.threads) }));
+    const q = `model=${encodeURIComponent(m)}&method=gradcam`;
+    // Warm every worker of every server.
+    for (const s of servers) await Promise.all(Array.from({ length: 8 }, () => postCam(s.url, q, jpeg)));
+    for (const c of levels) {
+      const runs = layouts.map(() => [] as { throughput: number; p50: number }[]);
+      for (let r = 0; r < rounds; r++) {
+        for (let k = 0; k < layouts.length; k++) {
+          const i = (k + r) % layouts.length;
+          runs[i].push(await loadRun(servers[i].url, q, jpeg, c, requests));
+        }
+      }
+      const cells = runs.map((x) => ({ perS: median(x.map((y) => y.throughput)), p50: median(x.map((y) => y.p50)) }));
+      const best = cells.reduce((b, x, i) => (x.perS > cells[b].perS ? i : b), 0);
+      out(`| ${m} | ${c} | ${cells.map((x) => `${x.perS.toFixed(2)}/s, ${x.p50.toFixed(0)} ms`).join(' | ')} | ${layouts[best].name} |`);
+    }
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+}
+out();
+if (values.out) writeFileSync(values.out, `${lines.join('\n')}\n`);
