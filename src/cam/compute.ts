@@ -10,7 +10,7 @@ export interface CamOptions {
 
 /** Raw map [h, w] of `method` on one layer for one target class (after the final ReLU, before normalisation). */
 export async function rawMap(method: CamMethod, layer: LayerTensors, ctx: MethodContext, opts: CamOptions = {}): Promise<Float32Array> {
-  if (method.needs === 'gradients' && !layer.G) throw new Error(`${method.name} needs gradients of layer ${layer.name}`);
+  if (method.needs === 'gradients' && !(layer.Gc || layer.G)) throw new Error(`${method.name} needs gradients of layer ${layer.name}`);
   const hw = layer.h * layer.w;
   if (method.map) return reluInPlace(method.map(layer));
   const project = method.project || opts.eigenSmooth;

@@ -9,6 +9,7 @@ export {
   type MethodContext, type MethodName, type NoisyRun, type Objective, type TargetKind, type Variants,
 } from './types.js';
 export { gaussian, mulberry32, noiseSamples } from './random.js';
+export { spreadChannels, withChannelGradient } from './maths.js';
 export {
   combineGradients, evaluateTarget, finerComparison, nearestClasses, softmax, targetSpec, type TargetSpec, type TargetValue,
 } from './targets.js';

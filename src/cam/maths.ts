@@ -56,6 +56,37 @@ export function sumChannels(x: Float32Array, C: number, hw: number): Float32Arra
   return out;
 }
 
+/**
+ * The spatial mean of each channel of G: Gc itself where G is constant per channel (the mean of h·w equal
+ * float32 values, summed in doubles, is that value exactly; −0 sums to +0, hence `+ 0`), else
+ * {@link spatialMean} of G.
+ */
+export function gradientMeans(l: LayerTensors): Float32Array {
+  return l.Gc ? Float32Array.from(l.Gc, (v) => v + 0) : spatialMean(l.G!, l.C, l.h * l.w);
+}
+
+/**
+ * The tensors of a layer whose gradient is `Gc[c]` at every position of channel c: G [C, h, w] is spread
+ * from Gc on its first read (and kept), so that a method that reads only Gc costs no G.
+ */
+export function withChannelGradient(l: Omit<LayerTensors, 'G' | 'Gc'>, Gc: Float32Array): LayerTensors {
+  let G: Float32Array | undefined;
+  const hw = l.h * l.w;
+  const out: LayerTensors = { ...l, Gc };
+  Object.defineProperty(out, 'G', {
+    enumerable: true,
+    get: () => (G ??= spreadChannels(Gc, hw)),
+  });
+  return out;
+}
+
+/** [n] per-channel values → [n, hw]: each value at every position of its channel. */
+export function spreadChannels(values: Float32Array, hw: number): Float32Array {
+  const out = new Float32Array(values.length * hw);
+  for (let c = 0; c < values.length; c++) out.fill(values[c], c * hw, (c + 1) * hw);
+  return out;
+}
+
 /** Mean over the spatial positions of each channel. */
 export function spatialMean(x: Float32Array, C: number, hw: number): Float32Array {
   const out = new Float32Array(C);

@@ -11,6 +11,12 @@ export interface LayerTensors {
   A: Float32Array;
   G?: Float32Array;
   /**
+   * G's value per channel [C] where G is constant over the positions (a pooling → linear head's gradient:
+   * the engine's shortcut). G itself is then made from it on first read ({@link withChannelGradient}), so
+   * that methods which need only the channel means (Grad-CAM, Finer-CAM) never build the [C, h, w] tensor.
+   */
+  Gc?: Float32Array;
+  /**
    * H·A [C, h, w]: the Hessian of the score w.r.t. A applied to A itself (Σ_j ∂G_i/∂A_j · A_j). Only
    * ShapleyCAM reads it (`hessian: true`); the engine computes it by differentiating its backward graph.
    */

@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import {
   type CamMethod, type FinerOptions, type LayerTensors, type Method, MethodError, type MethodName, METHODS,
-  type NoisyRun, noiseSamples, rawMap, refineMaps, type TargetKind,
+  type NoisyRun, noiseSamples, rawMap, refineMaps, type TargetKind, withChannelGradient,
 } from '../cam/index.js';
 import { cancelled } from '../errors/index.js';
 import { averageMaps, type CamMap } from '../render/index.js';
@@ -172,8 +172,11 @@ async function layerMaps(
       if (opts.signal?.aborted) throw cancelled();
       const [, C, h, w] = rt.tensorDims(layer)!;
       const size = C * h * w;
-      const G = run.gradients?.[layer].subarray(ti * size, (ti + 1) * size);
-      const tensors: LayerTensors = { name: layer, C, h, w, A: run.activations[layer], G };
+      // A gradient constant per channel (the linear shortcut) is handed over as such; G is spread only if read.
+      const Gc = run.channelGradients?.[layer]?.subarray(ti * C, (ti + 1) * C);
+      const tensors: LayerTensors = Gc
+        ? withChannelGradient({ name: layer, C, h, w, A: run.activations[layer] }, Gc)
+        : { name: layer, C, h, w, A: run.activations[layer], G: run.gradients?.[layer].subarray(ti * size, (ti + 1) * size) };
       if (method.hessian) tensors.HA = await hessianVector(rt, set, layer, run, tg.seed(run.logits, target), timings);
       if (noisy) {
         const runs: NoisyRun[] = noisy.map((p) => ({ A: p.activations[layer], G: p.gradients![layer].subarray(ti * size, (ti + 1) * size) }));

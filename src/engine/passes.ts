@@ -1,6 +1,7 @@
 // The two runs every explanation starts with: the trunk (the model with the target layers as extra
 // outputs: logits and activations) and, for gradient methods, the head's backward for K classes at once.
 import * as ort from 'onnxruntime-node';
+import { spreadChannels } from '../cam/index.js';
 import { cancelled } from '../errors/index.js';
 import type { LinearGradient } from '../onnx/index.js';
 import { runHeadBackward, type LayerSet, type ModelRuntime } from './runtime.js';
@@ -13,7 +14,13 @@ export interface Passes {
   predicted?: Float32Array;
   targets: number[];
   activations: Record<string, Float32Array>;
+  /** per layer, K·C·h·w values: d objective[targets[k]] / d activations (spread on first read where channelGradients has the layer) */
   gradients?: Record<string, Float32Array>;
+  /**
+   * per layer whose gradient is constant over the positions (the pooling → linear shortcut), K·C values:
+   * G[k, c, ·] = channelGradients[layer][k·C + c]
+   */
+  channelGradients?: Record<string, Float32Array>;
   /** every trunk output (the head's side inputs among them) */
   trunkOut: ort.InferenceSession.OnnxValueMapType;
 }
@@ -69,14 +76,16 @@ export async function runPasses(
   const linear = await rt.linearGradients(set);
   if (linear) {
     t = now();
-    const gradients: Record<string, Float32Array> = {};
+    const channelGradients: Record<string, Float32Array> = {};
     for (const l of set.layers) {
-      const g = linearGradient(linear[l], seed, K, rt.tensorDims(l)!);
+      const g = linearChannelGradient(linear[l], seed, K, rt.tensorDims(l)![1]);
       if (!g) break;
-      gradients[l] = g;
+      channelGradients[l] = g;
     }
     timings.backward_ms = (timings.backward_ms ?? 0) + now() - t;
-    if (Object.keys(gradients).length === set.layers.length) return { logits, predicted, targets, activations, gradients, trunkOut };
+    if (Object.keys(channelGradients).length === set.layers.length) {
+      return { logits, predicted, targets, activations, gradients: spreadOnRead(channelGradients, rt, set.layers), channelGradients, trunkOut };
+    }
   }
   const head = await rt.headRun(set);
   const feeds: Record<string, ort.Tensor> = {
@@ -94,18 +103,17 @@ export async function runPasses(
 const LINEAR_MAX_MACS = 1 << 18;
 
 /**
- * G [K, C, h, w] of a GAP → linear head for seed rows [K, classes]: G[k, c, ·] = scale · Σ_j seed[k, j] W[j, c]
- * (one-hot seeds: one row of W), what the head's backward pass computes, without running it; undefined
- * for seeds with so many non-zero entries (softmax) that the head's run is faster.
+ * The per-channel gradient [K, C] of a GAP → linear head for seed rows [K, classes]: scale · Σ_j seed[k, j]
+ * W[j, c] (one-hot seeds: one row of W), the value G[k, c, ·] has at every position — what the head's backward
+ * pass computes, without running it; undefined for seeds with so many non-zero entries (softmax) that the
+ * head's run is faster.
  */
-export function linearGradient(g: LinearGradient, seed: Float32Array, K: number, dims: number[]): Float32Array | undefined {
-  const [, C, h, w] = dims;
-  const hw = h * w;
+export function linearChannelGradient(g: LinearGradient, seed: Float32Array, K: number, C: number): Float32Array | undefined {
   const { classes, weights: W, transposed } = g;
   let nonzero = 0;
   for (let i = 0; i < seed.length; i++) if (seed[i] !== 0) nonzero++;
   if (nonzero * C > LINEAR_MAX_MACS) return undefined;
-  const out = new Float32Array(K * C * hw);
+  const out = new Float32Array(K * C);
   const v = new Float64Array(C);
   for (let k = 0; k < K; k++) {
     v.fill(0);
@@ -115,7 +123,24 @@ export function linearGradient(g: LinearGradient, seed: Float32Array, K: number,
       if (transposed) for (let c = 0, o = j * C; c < C; c++) v[c] += s * W[o + c];
       else for (let c = 0; c < C; c++) v[c] += s * W[c * classes + j];
     }
-    for (let c = 0; c < C; c++) out.fill(Math.fround(v[c] * g.scale), (k * C + c) * hw, (k * C + c + 1) * hw);
+    for (let c = 0; c < C; c++) out[k * C + c] = Math.fround(v[c] * g.scale);
+  }
+  return out;
+}
+
+/** G [K, C, h, w] of a GAP → linear head: {@link linearChannelGradient} at every position. */
+export function linearGradient(g: LinearGradient, seed: Float32Array, K: number, dims: number[]): Float32Array | undefined {
+  const v = linearChannelGradient(g, seed, K, dims[1]);
+  return v && spreadChannels(v, dims[2] * dims[3]);
+}
+
+/** The full gradients of per-channel ones, each layer's spread on its first read (and kept). */
+function spreadOnRead(channel: Record<string, Float32Array>, rt: ModelRuntime, layers: string[]): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  for (const l of layers) {
+    let g: Float32Array | undefined;
+    const [, , h, w] = rt.tensorDims(l)!;
+    Object.defineProperty(out, l, { enumerable: true, get: () => (g ??= spreadChannels(channel[l], h * w)) });
   }
   return out;
 }

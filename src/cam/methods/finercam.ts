@@ -1,6 +1,6 @@
 // Finer-CAM: Grad-CAM of the target against its nearest classes, via a seed vector over the logits;
 // pytorch-grad-cam's FinerCAM.
-import { spatialMean } from '../maths.js';
+import { gradientMeans } from '../maths.js';
 import { FINER_DEFAULTS, type CamMethod } from '../types.js';
 
 /** pytorch-grad-cam's defaults: the 3 nearest classes (its comparison_categories [1, 2, 3]), α = 1 */
@@ -18,5 +18,5 @@ export const finercam: CamMethod = {
   name: 'finercam',
   needs: 'gradients',
   targetKind: 'finer',
-  weights: (l) => spatialMean(l.G!, l.C, l.h * l.w),
+  weights: (l) => gradientMeans(l),
 };

@@ -1,9 +1,9 @@
-import { spatialMean } from '../maths.js';
+import { gradientMeans } from '../maths.js';
 import type { CamMethod } from '../types.js';
 
 /** Grad-CAM (Selvaraju et al., ICCV 2017): w_k = mean_ij ∂y_c/∂A_kij; map = ReLU(Σ_k w_k A_k). */
 export const gradcam: CamMethod = {
   name: 'gradcam',
   needs: 'gradients',
-  weights: (l) => spatialMean(l.G!, l.C, l.h * l.w),
+  weights: (l) => gradientMeans(l),
 };
