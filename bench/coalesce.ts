@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { available, median } from './engine.js';
 import { benchJpeg, loadRun, postCam, startBenchServer, type ServerHandle } from './http.js';
 import { cpuModel } from './machine.js';
+import { printHeaderHelp } from './usage.js';
 
 const { values } = parseArgs({
   options: {
@@ -19,8 +20,10 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     coalesce: { type: 'string', default: '4' },
     out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
+if (values.help) printHeaderHelp(import.meta.url);
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const models = list(values.models).filter((m) => available(m));
 const levels = list(values.concurrency).map(Number);

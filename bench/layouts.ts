@@ -2,10 +2,11 @@
 // server (`npm run build` first) per layout serves the same bench model; at each concurrency, `requests`
 // Grad-CAM requests (JPEG 640×480 in, PNG overlay out) go to each server in turn, the order rotating from
 // round to round; the table gives the median round's answers per second and p50 latency, and which layout
-// wins at each concurrency. What it measures feeds the default layout (src/http/cpu.ts).
+// wins at each concurrency. Its measurements chose the default layout (src/http/config.ts; bench/RESULTS.md,
+// docs/deploy.md).
 //
 //   npm run bench:layouts -- [--models resnet50,resnet18,mobilenetv2] [--layouts 1x2,2x1,2x2] [--concurrency 1,2,4,6]
-//                            [--requests 24] [--rounds 3] [--out FILE]
+//                            [--requests 24] [--rounds 3] [--small] [--out FILE]
 //
 // A layout is WORKERSxTHREADS, optionally followed by +NAME=VALUE settings of the server's environment for
 // that server alone (e.g. 1x2+MAX_COALESCE=4) and by @DIR: the server built in DIR (DIR/dist), e.g. a checkout
@@ -18,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { available, median } from './engine.js';
 import { benchJpeg, benchPng, loadRun, postCam, startBenchServer, type ServerHandle } from './http.js';
 import { cpuModel } from './machine.js';
+import { printHeaderHelp } from './usage.js';
 
 const cores = os.availableParallelism?.() ?? os.cpus().length;
 const { values } = parseArgs({
@@ -29,8 +31,10 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     small: { type: 'boolean', default: false },
     out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
+if (values.help) printHeaderHelp(import.meta.url);
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const models = list(values.models).filter((m) => available(m));
 const layouts = list(values.layouts).map((spec) => {
