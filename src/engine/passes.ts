@@ -108,7 +108,7 @@ const LINEAR_MAX_MACS = 1 << 18;
  * pass computes, without running it; undefined for seeds with so many non-zero entries (softmax) that the
  * head's run is faster.
  */
-export function linearChannelGradient(g: LinearGradient, seed: Float32Array, K: number, C: number): Float32Array | undefined {
+function linearChannelGradient(g: LinearGradient, seed: Float32Array, K: number, C: number): Float32Array | undefined {
   const { classes, weights: W, transposed } = g;
   let nonzero = 0;
   for (let i = 0; i < seed.length; i++) if (seed[i] !== 0) nonzero++;
@@ -126,12 +126,6 @@ export function linearChannelGradient(g: LinearGradient, seed: Float32Array, K: 
     for (let c = 0; c < C; c++) out[k * C + c] = Math.fround(v[c] * g.scale);
   }
   return out;
-}
-
-/** G [K, C, h, w] of a GAP → linear head: {@link linearChannelGradient} at every position. */
-export function linearGradient(g: LinearGradient, seed: Float32Array, K: number, dims: number[]): Float32Array | undefined {
-  const v = linearChannelGradient(g, seed, K, dims[1]);
-  return v && spreadChannels(v, dims[2] * dims[3]);
 }
 
 /** The full gradients of per-channel ones, each layer's spread on its first read (and kept). */

@@ -165,7 +165,6 @@ export interface ReloadResult {
   models: ModelStatus[];
 }
 
-/** The error of a job whose signal fired. */
 /** Batch modes whose input takes a batch of any size (as loaded, or made so at load). */
 const BATCHED = new Set<string>(['dynamic', 'symbolic']);
 
@@ -174,6 +173,7 @@ function coalesceKey(req: ExplainRequest): string {
   return JSON.stringify({ ...req, input: undefined });
 }
 
+/** The error of a job whose signal fired. */
 function abortError(signal: AbortSignal, when: string): CamserveError {
   const reason = signal.reason as { name?: string } | undefined;
   if (reason instanceof CamserveError) return reason;
