@@ -89,8 +89,6 @@ function parseFlags(argv: string[]): Flags {
   return f;
 }
 
-
-
 const pct = (v: number) => (Number.isNaN(v) ? '–' : `${(100 * v).toFixed(1)}%`);
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const log = (s: string) => process.stderr.write(`${s}\n`);
