@@ -4,6 +4,7 @@ import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp'
 import { CamserveError } from '../errors/index.js';
 import { inputGeometry, type RgbImage } from '../render/index.js';
 import { fitOf, type InputSpec } from './manifest.js';
+import { decodePlainPng } from './plain-png.js';
 
 /** Formats accepted (sharp's names; AVIF is reported as `heif` with AV1 compression). */
 export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const;
@@ -55,9 +56,13 @@ function formatOf(meta: Metadata): ImageFormat | undefined {
 /**
  * Decodes an upload once: checks format and pixel count from the header, then orients (EXIF), flattens
  * alpha on white, converts to 8-bit sRGB and scales to fit `maxSide`. Animated images give their first frame.
+ * Small plain 8-bit RGB PNGs are read without sharp (the same pixels; plain-png.ts).
  */
 export async function decodeImage(bytes: Buffer, limits: DecodeLimits): Promise<DecodedImage> {
   if (bytes.length === 0) throw new ImageError('unsupported', 'the upload is empty', { allowed: [...IMAGE_FORMATS] });
+  // A small plain RGB PNG: its scanlines are its pixels (plain-png.ts); every other upload goes through sharp.
+  const plain = decodePlainPng(bytes, limits.maxPixels, limits.maxSide);
+  if (plain) return { format: 'png', width: plain.width, height: plain.height, rgb: { ...plain, channels: 3 }, hadAlpha: false };
   const options: SharpOptions = { limitInputPixels: limits.maxPixels, pages: 1, failOn: 'error' };
   let meta: Metadata;
   try {
