@@ -3,6 +3,9 @@
 import { parentPort } from 'node:worker_threads';
 import { toErrorData } from '../errors/index.js';
 import { renderJob, type RenderJob } from '../render/index.js';
+import { THREAD_NAMES, nameThread } from './thread-name.js';
+
+nameThread(THREAD_NAMES.render);
 
 const port = parentPort!;
 port.on('message', (msg: { id: number; job: RenderJob }) => {

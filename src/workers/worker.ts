@@ -8,7 +8,10 @@ import { modelFacts, type ModelFacts } from '../inspect/index.js';
 import { evaluateMetrics, isMetricName, type MetricName } from '../metrics/index.js';
 import { withoutServerPaths } from './paths.js';
 import type { ModelEntry, ModelStatus, ReloadChanges, WorkerInit, WorkerReply, WorkerRequest } from './protocol.js';
+import { THREAD_NAMES, nameThread } from './thread-name.js';
 
+// Before any session exists: onnxruntime's threads take the name with them.
+nameThread(THREAD_NAMES.inference);
 const init = workerData as WorkerInit;
 /** Loaded models by id: the runtime (absent for a model that failed), the stamp of its files, its status. */
 let loaded = new Map<string, { rt?: ModelRuntime; stamp: string; status: ModelStatus }>();

@@ -1,9 +1,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, symlink, mkdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, symlink, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { InferencePool } from '../../src/workers/index.js';
+import { InferencePool, Renderer, THREAD_NAMES } from '../../src/workers/index.js';
 import { FIXTURES, readF32 } from '../helpers/fixtures.js';
 
 let dir: string;
@@ -121,5 +121,18 @@ test('a worker that does not stop within the grace period, or outlives the watch
   } finally {
     await strict.close();
     await rm(dir2, { recursive: true, force: true });
+  }
+});
+
+test('the service\'s threads carry their names (Linux): inference workers and the render thread', { skip: process.platform !== 'linux' }, async () => {
+  const names = async () => Promise.all((await readdir('/proc/self/task')).map((t) => readFile(`/proc/self/task/${t}/comm`, 'utf8').then((c) => c.trim(), () => '')));
+  assert.ok((await names()).includes(THREAD_NAMES.inference), 'an inference worker');
+  const renderer = new Renderer();
+  try {
+    const image = { data: Buffer.alloc(4 * 4 * 3, 90), width: 4, height: 4, channels: 3 as const };
+    await renderer.render({ kind: 'heatmap', image, maps: [{ width: 2, height: 2, data: new Float32Array([0, 1, 2, 3]) }], input: { width: 4, height: 4 }, resize: 'stretch', alpha: 0.5, colormap: 'jet' });
+    assert.ok((await names()).includes(THREAD_NAMES.render), 'the render thread');
+  } finally {
+    await renderer.close();
   }
 });
