@@ -2,11 +2,12 @@
 // serving the bench models through a temporary folder of symlinks; a JPEG 640×480 in, a PNG overlay out (and,
 // alternating with it, a 224×224 PNG in).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, symlink } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { THREAD_NAMES } from '../src/workers/thread-name.js';
 import { freePort } from '../tools/dev/net.js';
 import { BENCH_MODELS, median, percentile } from './engine.js';
 
@@ -140,6 +141,43 @@ export function postCam(base: string, query: string, body: Buffer, accept = '*/*
   });
 }
 
+/** Thread roles whose CPU time the bench reports (src/workers/thread-name.ts names the service's own threads). */
+export const CPU_ROLES = ['inference', 'render', 'http', 'libvips', 'other'] as const;
+export type CpuRole = (typeof CPU_ROLES)[number];
+
+/**
+ * CPU time (user + system, ms) of each thread of process `pid` so far, by role: the HTTP thread (the main
+ * one), inference workers with their onnxruntime threads, the render thread, libvips' workers, and the
+ * rest (libuv's pool: sharp's decode and resize calls, deflate; V8's own threads). Linux only: {} elsewhere.
+ */
+export async function threadCpu(pid: number): Promise<Partial<Record<CpuRole, number>>> {
+  const out: Partial<Record<CpuRole, number>> = {};
+  let tids: string[];
+  try {
+    tids = await readdir(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime, in clock ticks of 1/100 s (Linux's USER_HZ)
+    const ms = (Number(fields[11]) + Number(fields[12])) * 10;
+    const role: CpuRole = Number(tid) === pid ? 'http'
+      : comm === THREAD_NAMES.inference ? 'inference'
+        : comm === THREAD_NAMES.render ? 'render'
+          : comm.startsWith('libvips') ? 'libvips' : 'other';
+    out[role] = (out[role] ?? 0) + ms;
+  }
+  return out;
+}
+
 export interface HttpResult {
   model: string;
   p50: number;
@@ -154,6 +192,8 @@ export interface HttpResult {
   loadedP50: number;
   /** answers per second and p50 at every concurrency measured */
   sweep: { concurrency: number; throughput: number; p50: number }[];
+  /** the server's CPU time per answer at `concurrency`, ms, by thread role ({} off Linux) */
+  cpu: Partial<Record<CpuRole, number>>;
   single: number;
   topk5: number;
   five: number;
@@ -207,8 +247,14 @@ export async function benchHttp(server: ServerHandle, model: string, jpeg: Buffe
   const medians = (st: Record<string, number[]>) => Object.fromEntries(Object.entries(st).map(([k, v]) => [k, median(v)]));
 
   // Throughput at each concurrency; the best is the server's.
-  const sweep: HttpResult['sweep'] = [];
-  for (const c of opts.concurrency) sweep.push(await loadRun(server.url, q, jpeg, c, opts.requests(c)));
+  const sweep: (HttpResult['sweep'][number] & { cpu: HttpResult['cpu'] })[] = [];
+  for (const c of opts.concurrency) {
+    const before = await threadCpu(server.pid);
+    const run = await loadRun(server.url, q, jpeg, c, opts.requests(c));
+    const after = await threadCpu(server.pid);
+    const cpu = Object.fromEntries(CPU_ROLES.filter((r) => after[r] !== undefined).map((r) => [r, (after[r]! - (before[r] ?? 0)) / opts.requests(c)]));
+    sweep.push({ ...run, cpu });
+  }
   const best = sweep.reduce((a, b) => (b.throughput > a.throughput ? b : a));
 
   // topk=5: one request (JSON with the five overlays as PNG) against five requests (one overlay each), alternating.
@@ -228,7 +274,8 @@ export async function benchHttp(server: ServerHandle, model: string, jpeg: Buffe
   return {
     model, p50: median(lat), p95: percentile(lat, 0.95),
     stages: medians(stages),
-    concurrency: best.concurrency, throughput: best.throughput, loadedP50: best.p50, sweep,
+    concurrency: best.concurrency, throughput: best.throughput, loadedP50: best.p50, cpu: best.cpu,
+    sweep: sweep.map(({ concurrency, throughput, p50 }) => ({ concurrency, throughput, p50 })),
     single: median(single), topk5: median(one), five: median(five), pngBytes,
     ...(opts.small ? { small: { p50: median(smallLat), p95: percentile(smallLat, 0.95), stages: medians(smallStages) } } : {}),
   };

@@ -11,6 +11,7 @@
 //      Score-CAM against the runs they need; explain-graph build time of the 100 MB model;
 //   2. over HTTP: the built server as a child process, JPEG 640×480 in → PNG overlay out: latency at
 //      concurrency 1, throughput at concurrency 1..4 × workers (the best is reported), topk=5 in one request vs five requests,
+//      the server's CPU time per answer by thread (inference, render, HTTP, libvips, the rest) at the best of them,
 //      and the server's peak RSS; a 224×224 PNG in, alternating with the JPEG;
 //   3. camserve vs pytorch-grad-cam itself (bench/pgc.ts) where PyTorch and the library are here (--no-pgc: not).
 import { spawnSync } from 'node:child_process';
@@ -22,7 +23,7 @@ import { cpuModel, packageVersion } from './machine.js';
 import { printHeaderHelp } from './usage.js';
 import sharp from 'sharp';
 import { available, BENCH_MODELS, benchBuild, benchEngine, type EngineResult } from './engine.js';
-import { benchHttp, benchJpeg, benchPng, startBenchServer, type HttpResult } from './http.js';
+import { benchHttp, benchJpeg, benchPng, startBenchServer, type CpuRole, type HttpResult } from './http.js';
 
 interface Flags {
   models: string[];
@@ -185,6 +186,19 @@ async function main(): Promise<void> {
     out();
     for (const h of http) out(`- ${h.model}: ${h.sweep.map((s) => `c=${s.concurrency} ${s.throughput.toFixed(2)}/s (${ms(s.p50)} ms)`).join(', ')}`);
     out();
+    if (http.some((h) => Object.keys(h.cpu).length > 0)) {
+      const cores = os.availableParallelism();
+      out(`The server's CPU time per answer at the best concurrency, by thread (/proc; "other": libuv's pool — sharp's decode and resize calls, deflate — and V8's threads), and the most answers/s that ${cores} cores give at that cost:`);
+      out();
+      out('| model | inference (worker + onnxruntime threads) | render thread | HTTP thread | libvips | other | total | ceiling |');
+      out('|---|---:|---:|---:|---:|---:|---:|---:|');
+      for (const h of http) {
+        const total = Object.values(h.cpu).reduce((a, b) => a + b, 0);
+        const cell = (r: CpuRole) => `${ms(h.cpu[r] ?? 0)} ms`;
+        out(`| ${h.model} | ${cell('inference')} | ${cell('render')} | ${cell('http')} | ${cell('libvips')} | ${cell('other')} | ${ms(total)} ms | ${((cores * 1000) / total).toFixed(1)}/s |`);
+      }
+      out();
+    }
     out('The small case, alternating with the requests above: a 224×224 PNG in (the model\'s own size), PNG overlay out, concurrency 1:');
     out();
     out('| model | p50 | p95 | overhead over the bare forward (p50) | stages: decode / preprocess / queue / forward / backward / CAM / render / total |');
