@@ -1,9 +1,10 @@
 // Image decoding and model-input preparation with sharp: one decode of an upload to the upright RGB
 // original (for rendering), then resizing, channel order, normalisation and layout as the model wants.
-import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 import { CamserveError } from '../errors/index.js';
 import { inputGeometry, type RgbImage } from '../render/index.js';
 import { fitOf, type InputSpec } from './manifest.js';
+import { jpegFrameSize } from './jpeg-header.js';
 import { decodePlainPng } from './plain-png.js';
 
 /** Formats accepted (sharp's names; AVIF is reported as `heif` with AV1 compression). */
@@ -56,7 +57,8 @@ function formatOf(meta: Metadata): ImageFormat | undefined {
 /**
  * Decodes an upload once: checks format and pixel count from the header, then orients (EXIF), flattens
  * alpha on white, converts to 8-bit sRGB and scales to fit `maxSide`. Animated images give their first frame.
- * Small plain 8-bit RGB PNGs are read without sharp (the same pixels; plain-png.ts).
+ * Small plain 8-bit RGB PNGs are read without sharp (the same pixels; plain-png.ts), and JPEGs that need no
+ * shrinking without sharp's metadata() (jpeg-header.ts).
  */
 export async function decodeImage(bytes: Buffer, limits: DecodeLimits): Promise<DecodedImage> {
   if (bytes.length === 0) throw new ImageError('unsupported', 'the upload is empty', { allowed: [...IMAGE_FORMATS] });
@@ -64,6 +66,13 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits): Promise<
   const plain = decodePlainPng(bytes, limits.maxPixels, limits.maxSide);
   if (plain) return { format: 'png', width: plain.width, height: plain.height, rgb: { ...plain, channels: 3 }, hadAlpha: false };
   const options: SharpOptions = { limitInputPixels: limits.maxPixels, pages: 1, failOn: 'error' };
+  // A JPEG that needs no shrinking (its frame header says so): one sharp call. JPEG has no alpha, and the
+  // decode gives the upright size (jpeg-header.ts).
+  const frame = jpegFrameSize(bytes);
+  if (frame && frame.width * frame.height <= limits.maxPixels && Math.max(frame.width, frame.height) <= limits.maxSide) {
+    const rgb = await decodeWith(sharp(bytes, options).rotate().toColourspace('srgb').removeAlpha(), 'jpeg', limits);
+    return { format: 'jpeg', width: rgb.width, height: rgb.height, rgb, hadAlpha: false };
+  }
   let meta: Metadata;
   try {
     meta = await sharp(bytes, options).metadata();
@@ -92,6 +101,11 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits): Promise<
   if (Math.max(width, height) > limits.maxSide) {
     pipeline = pipeline.resize({ width: limits.maxSide, height: limits.maxSide, fit: 'inside', withoutEnlargement: true });
   }
+  return { format, width, height, rgb: await decodeWith(pipeline, format, limits), hadAlpha };
+}
+
+/** The pipeline's 8-bit pixels as RGB; its failures as ImageErrors. */
+async function decodeWith(pipeline: Sharp, format: ImageFormat, limits: DecodeLimits): Promise<RgbImage> {
   let out: { data: Buffer; info: OutputInfo };
   try {
     out = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
@@ -100,8 +114,7 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits): Promise<
     if (/pixel limit/i.test(msg)) throw new ImageError('too-large', `the image has more than ${limits.maxPixels} pixels`, { limit_pixels: limits.maxPixels });
     throw new ImageError('damaged', `the ${format} image cannot be decoded: ${msg}`);
   }
-  const rgb = toRgb(out.data, out.info.width, out.info.height, out.info.channels);
-  return { format, width, height, rgb, hadAlpha };
+  return toRgb(out.data, out.info.width, out.info.height, out.info.channels);
 }
 
 function toRgb(data: Buffer, width: number, height: number, channels: number): RgbImage {
