@@ -59,7 +59,9 @@ describe('a server with a slow and a quick model', () => {
     await mkdir(path.join(m.dir, 'symbolic'));
     await writeFile(path.join(m.dir, 'symbolic', 'model.onnx'), symbolicBatchModel());
     const sink = new Writable({ write(chunk, _e, cb) { for (const l of String(chunk).split('\n')) if (l) logs.push(JSON.parse(l) as Record<string, unknown>); cb(); } });
-    const config = testConfig(m.dir, { WORKERS: '1', ORT_THREADS: '1', MAX_QUEUE: '2', DEFAULT_MODEL: 'mobilenetv2', MIN_UPLOAD_RATE: '2000', UPLOAD_RATE_WINDOW_MS: '400' });
+    // This one client may hold the whole queue (MAX_QUEUE_PER_CLIENT), so that fault 8's requests fill it whenever
+    // they arrive; else, with the worker already busy, its share (1 of 2) answers 429.
+    const config = testConfig(m.dir, { WORKERS: '1', ORT_THREADS: '1', MAX_QUEUE: '2', MAX_QUEUE_PER_CLIENT: '2', DEFAULT_MODEL: 'mobilenetv2', MIN_UPLOAD_RATE: '2000', UPLOAD_RATE_WINDOW_MS: '400' });
     server = await startServer({ ...config, logLevel: 'info' }, { logger: pino({ level: 'info' }, sink) });
   });
   after(async () => {
