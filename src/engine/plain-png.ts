@@ -13,6 +13,20 @@ import zlib from 'node:zlib';
  */
 export const PLAIN_PNG_BYTES = 256 * 1024;
 
+/**
+ * Scanline bytes taken on the fast path in this turn of the event loop: at most {@link PLAIN_PNG_BYTES} per
+ * turn, so that a batch of many small PNGs (a POST /cam of up to MAX_BATCH images, decoded side by side) holds
+ * the HTTP thread for one such decode and sends the rest to sharp on libuv's pool, as before.
+ */
+let takenThisTurn = 0;
+
+function take(bytes: number): boolean {
+  if (takenThisTurn + bytes > PLAIN_PNG_BYTES) return false;
+  if (takenThisTurn === 0) setImmediate(() => { takenThisTurn = 0; });
+  takenThisTurn += bytes;
+  return true;
+}
+
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 /** Ancillary chunks that sharp's decode to 8-bit sRGB does not read: text, time and physical pixel size. */
@@ -61,7 +75,7 @@ export function decodePlainPng(bytes: Uint8Array, maxPixels: number, maxSide: nu
   if (width * height > maxPixels || Math.max(width, height) > maxSide) return undefined;
   const stride = width * 3;
   const size = (stride + 1) * height;
-  if (size > PLAIN_PNG_BYTES) return undefined;
+  if (!take(size)) return undefined;
   let raw: Buffer;
   try {
     // A stream that inflates to more than the scanlines fails here (no larger buffer is ever made).

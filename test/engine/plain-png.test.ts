@@ -158,3 +158,17 @@ test('decodePlainPng leaves to sharp what sharp reads differently or refuses, an
   assert.ok(d.rgb.data.equals(noise(side, side)));
   await assert.rejects(decodeImage(refused['damaged stream'], { maxPixels: MAX_PIXELS, maxSide: MAX_SIDE }), { name: 'ImageError' });
 });
+
+test('decodePlainPng takes at most PLAIN_PNG_BYTES of scanlines per turn of the event loop; the rest goes to sharp', async () => {
+  const side = 200; // 120 600 bytes of scanlines: two fit in one turn, a third does not
+  const rgb = noise(side, side, 9);
+  const bytes = png(rgb, side, side);
+  await new Promise((r) => setImmediate(r));
+  const turn = [0, 1, 2].map(() => decodePlainPng(bytes, MAX_PIXELS, MAX_SIDE));
+  assert.deepEqual(turn.map((d) => d !== undefined), [true, true, false]);
+  await new Promise((r) => setImmediate(r));
+  assert.ok(decodePlainPng(bytes, MAX_PIXELS, MAX_SIDE)?.data.equals(rgb), 'taken again in the next turn');
+  // A batch decoded side by side: every image decodes (the third through sharp), with the same pixels.
+  const all = await Promise.all([0, 1, 2, 3].map(() => decodeImage(bytes, { maxPixels: MAX_PIXELS, maxSide: MAX_SIDE })));
+  for (const d of all) assert.ok(d.rgb.data.equals(rgb));
+});
