@@ -5,6 +5,7 @@
 // Anything else, and anything odd about these (a bad checksum, an unknown chunk, a stream of the wrong
 // length), goes to sharp, which stays the authority on every image it would read differently or refuse.
 import zlib from 'node:zlib';
+import { PNG_SIGNATURE, crc32 } from '../render/index.js';
 
 /**
  * The most scanline bytes decoded on the fast path (about 295×295 pixels). It runs on the calling thread (the
@@ -27,20 +28,12 @@ function take(bytes: number): boolean {
   return true;
 }
 
-const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
 /** Ancillary chunks that sharp's decode to 8-bit sRGB does not read: text, time and physical pixel size. */
 const INERT_CHUNKS = new Set(['tEXt', 'zTXt', 'iTXt', 'tIME', 'pHYs']);
 
-function crc32(data: Uint8Array): number | undefined {
-  const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
-  return native ? native(data) >>> 0 : undefined;
-}
-
 /** The PNG's pixels as interleaved 8-bit RGB where it is one that {@link PLAIN_PNG_BYTES} and the rules above admit; else undefined. */
 export function decodePlainPng(bytes: Uint8Array, maxPixels: number, maxSide: number): { data: Buffer; width: number; height: number } | undefined {
-  if (bytes.length < 8 + 25 + 12 || SIGNATURE.some((b, i) => bytes[i] !== b)) return undefined;
-  if (!(zlib as { crc32?: unknown }).crc32) return undefined; // Node < 20.15: no native CRC-32 to check chunks with
+  if (bytes.length < 8 + 25 + 12 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let width = 0;
   let height = 0;
@@ -51,7 +44,7 @@ export function decodePlainPng(bytes: Uint8Array, maxPixels: number, maxSide: nu
     const length = view.getUint32(p);
     if (length > bytes.length - p - 12) return undefined;
     const type = String.fromCharCode(bytes[p + 4], bytes[p + 5], bytes[p + 6], bytes[p + 7]);
-    if (crc32(bytes.subarray(p + 4, p + 8 + length)) !== view.getUint32(p + 8 + length)) return undefined;
+    if (crc32([bytes.subarray(p + 4, p + 8 + length)]) !== view.getUint32(p + 8 + length)) return undefined;
     const data = bytes.subarray(p + 8, p + 8 + length);
     p += 12 + length;
     if (first !== (type === 'IHDR')) return undefined;

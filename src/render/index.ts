@@ -23,3 +23,4 @@ export {
 export { inputGeometry, mapToImage, type FitOptions, type InputGeometry, type ResizeMode } from './geometry.js';
 export { fitInside, renderJob, type RenderJob } from './job.js';
 export { conceptColour, renderFactorization } from './factorization.js';
+export { PNG_SIGNATURE, crc32 } from './png.js';

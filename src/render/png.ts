@@ -9,7 +9,8 @@
 // deflate for 320 KB, Huffman codes alone about 9 ms for 318 KB, in blocks while the rows are made.
 import zlib from 'node:zlib';
 
-const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** The eight bytes every PNG starts with. */
+export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 const CRC_TABLE = (() => {
   const t = new Int32Array(256);
@@ -21,8 +22,8 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
-/** CRC-32 (zlib's where Node has it: 20.15+, 22.2+). */
-function crc32(parts: Uint8Array[]): number {
+/** CRC-32 of the parts in order, as PNG chunks carry it (zlib's where Node has it: 20.15+, 22.2+). */
+export function crc32(parts: Uint8Array[]): number {
   const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
   if (native) {
     let c = 0;
@@ -221,7 +222,7 @@ export class PngWriter {
     ihdr[10] = 0; // deflate
     ihdr[11] = 0; // adaptive filtering (per-row filter byte)
     ihdr[12] = 0; // no interlace
-    return Buffer.concat([SIGNATURE, ...chunk('IHDR', ihdr), ...chunk('IDAT', idat), ...chunk('IEND', new Uint8Array(0))]);
+    return Buffer.concat([PNG_SIGNATURE, ...chunk('IHDR', ihdr), ...chunk('IDAT', idat), ...chunk('IEND', new Uint8Array(0))]);
   }
 }
 
