@@ -70,7 +70,7 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits): Promise<
   // decode gives the upright size (jpeg-header.ts).
   const frame = jpegFrameSize(bytes);
   if (frame && frame.width * frame.height <= limits.maxPixels && Math.max(frame.width, frame.height) <= limits.maxSide) {
-    const rgb = await decodeWith(sharp(bytes, options).rotate().toColourspace('srgb').removeAlpha(), 'jpeg', limits);
+    const rgb = await decodeWith(upright(bytes, options, false), 'jpeg', limits);
     return { format: 'jpeg', width: rgb.width, height: rgb.height, rgb, hadAlpha: false };
   }
   let meta: Metadata;
@@ -95,13 +95,17 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits): Promise<
   const width = swapped ? h0 : w0;
   const height = swapped ? w0 : h0;
   const hadAlpha = meta.hasAlpha ?? false;
-  let pipeline = sharp(bytes, options).rotate();
-  if (hadAlpha) pipeline = pipeline.flatten({ background: ALPHA_BACKGROUND });
-  pipeline = pipeline.toColourspace('srgb').removeAlpha();
+  let pipeline = upright(bytes, options, hadAlpha);
   if (Math.max(width, height) > limits.maxSide) {
     pipeline = pipeline.resize({ width: limits.maxSide, height: limits.maxSide, fit: 'inside', withoutEnlargement: true });
   }
   return { format, width, height, rgb: await decodeWith(pipeline, format, limits), hadAlpha };
+}
+
+/** The decode of an upload as every path makes it: oriented (EXIF), alpha flattened on white, sRGB without alpha. */
+function upright(bytes: Buffer, options: SharpOptions, hadAlpha: boolean): Sharp {
+  const pipeline = sharp(bytes, options).rotate();
+  return (hadAlpha ? pipeline.flatten({ background: ALPHA_BACKGROUND }) : pipeline).toColourspace('srgb').removeAlpha();
 }
 
 /** The pipeline's 8-bit pixels as RGB; its failures as ImageErrors. */
