@@ -250,8 +250,7 @@ export function resizeBilinear(map: CamMap, width: number, height: number): CamM
  */
 export function applyColormap(map01: CamMap, name: ColormapName): Buffer {
   checkMap(map01, 'applyColormap');
-  const lut = COLORMAPS[name];
-  if (lut === undefined) throw new RangeError(`applyColormap: unknown colour map ${String(name)}`);
+  const lut = colormapLut(name);
   const src = map01.data;
   const n = src.length;
   const out = Buffer.allocUnsafe(n * 3);
@@ -475,21 +474,26 @@ function blendSubRows(
 
 /**
  * `blend(heat, imageRgb, alpha)` where heat is the colour map `lut` at `index`, in two passes over the
- * pixels without the heat image: the table of output bytes ({@link blendTable}), then either the blended
- * RGB or, with `png`, Sub-filtered scanlines handed to the PNG writer in blocks, each compressing on
- * libuv's pool while the next is made.
+ * pixels without the heat image: the table of output bytes ({@link blendTable}), then the blended RGB.
  */
-function blendIndexed(index: Uint8Array, imageRgb: Uint8Array, alpha: number, lut: Uint8Array, width: number, height: number, png?: PngWriter): Buffer | undefined {
+function blendIndexed(index: Uint8Array, imageRgb: Uint8Array, alpha: number, lut: Uint8Array): Buffer {
+  return blendRgb(index, imageRgb, heatKeys(lut), blendTable(index, imageRgb, alpha, lut));
+}
+
+/**
+ * {@link blendIndexed}'s picture as Sub-filtered PNG scanlines, handed to `png` in blocks of rows as they are
+ * made (the writer deflates large pictures' blocks on libuv's pool meanwhile), with their Adler-32.
+ */
+function blendIndexedRows(index: Uint8Array, imageRgb: Uint8Array, alpha: number, lut: Uint8Array, png: PngWriter): void {
   const bytes = blendTable(index, imageRgb, alpha, lut);
   const keys = heatKeys(lut);
-  if (!png) return blendRgb(index, imageRgb, keys, bytes);
+  const { width, height } = png;
   const block = blockRows(width);
   for (let y0 = 0; y0 < height; y0 += block) {
     const y1 = Math.min(height, y0 + block);
     const out = Buffer.allocUnsafe((y1 - y0) * (width * 3 + 1));
     png.write(out, blendSubRows(index, imageRgb, keys, bytes, width, y0, y1, out, png.adler));
   }
-  return undefined;
 }
 
 function colormapLut(name: ColormapName): Uint8Array {
@@ -505,7 +509,7 @@ export function colormapBlend(map01: CamMap, imageRgb: Buffer, alpha: number, na
   const lut = colormapLut(name);
   const n = map01.data.length;
   if (imageRgb.length !== n * 3) throw new RangeError(`blend: heat map has ${n * 3} bytes, image ${imageRgb.length}`);
-  return blendIndexed(colormapIndex(map01, map01.width, map01.height), imageRgb, alpha, lut, map01.width, map01.height)!;
+  return blendIndexed(colormapIndex(map01, map01.width, map01.height), imageRgb, alpha, lut);
 }
 
 function checkLevel(compressionLevel: number | undefined): number {
@@ -550,14 +554,14 @@ export async function renderOverlay(opts: OverlayOptions): Promise<Buffer> {
   const level = checkLevel(opts.compressionLevel);
   const lut = colormapLut(opts.colormap ?? 'jet');
   const m0 = opts.normalize === false ? map : normalizeMap(map);
-  // resize → colour map → blend → PNG rows in two passes over the pixels (see colormapIndex, blendIndexed)
+  // resize → colour map → blend → PNG rows in two passes over the pixels (see colormapIndex, blendIndexed, blendIndexedRows)
   const index = colormapIndex(m0, image.width, image.height);
   if ((opts.format ?? 'png') !== 'png' || level === 0) {
-    const rgb = blendIndexed(index, image.data, alpha, lut, image.width, image.height)!;
+    const rgb = blendIndexed(index, image.data, alpha, lut);
     return encodeRgb(rgb, image.width, image.height, opts);
   }
   const png = new PngWriter(image.width, image.height, level);
-  blendIndexed(index, image.data, alpha, lut, image.width, image.height, png);
+  blendIndexedRows(index, image.data, alpha, lut, png);
   return png.end();
 }
 
