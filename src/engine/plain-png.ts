@@ -14,6 +14,9 @@ import { PNG_SIGNATURE, crc32 } from '../render/index.js';
  */
 export const PLAIN_PNG_BYTES = 256 * 1024;
 
+/** The largest PNG file the fast path reads: its scanlines stored uncompressed, plus 64 KiB for the rest. */
+export const PLAIN_PNG_FILE_BYTES = PLAIN_PNG_BYTES + 64 * 1024;
+
 /**
  * Scanline bytes taken on the fast path in this turn of the event loop: at most {@link PLAIN_PNG_BYTES} per
  * turn, so that a batch of many small PNGs (a POST /cam of up to MAX_BATCH images, decoded side by side) holds
@@ -34,6 +37,9 @@ const INERT_CHUNKS = new Set(['tEXt', 'zTXt', 'iTXt', 'tIME', 'pHYs']);
 /** The PNG's pixels as interleaved 8-bit RGB where it is one that {@link PLAIN_PNG_BYTES} and the rules above admit; else undefined. */
 export function decodePlainPng(bytes: Uint8Array, maxPixels: number, maxSide: number): { data: Buffer; width: number; height: number } | undefined {
   if (bytes.length < 8 + 25 + 12 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) return undefined;
+  // A file larger than any admitted one can be (its scanlines stored uncompressed, and room for text chunks) is
+  // not walked and checksummed on this thread at all.
+  if (bytes.length > PLAIN_PNG_FILE_BYTES) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let width = 0;
   let height = 0;
@@ -53,6 +59,8 @@ export function decodePlainPng(bytes: Uint8Array, maxPixels: number, maxSide: nu
       if (length !== 13 || data[8] !== 8 || data[9] !== 2 || data[10] !== 0 || data[11] !== 0 || data[12] !== 0) return undefined;
       width = view.getUint32(data.byteOffset - bytes.byteOffset);
       height = view.getUint32(data.byteOffset - bytes.byteOffset + 4);
+      // Too large for this path: left before any image data is checksummed.
+      if (width < 1 || height < 1 || width * height > maxPixels || Math.max(width, height) > maxSide || (width * 3 + 1) * height > PLAIN_PNG_BYTES) return undefined;
     } else if (type === 'IDAT') {
       // IDAT chunks must follow one another
       if (idat.length > 0 && idat.at(-1)!.byteOffset + idat.at(-1)!.length + 12 !== data.byteOffset) return undefined;
@@ -64,8 +72,7 @@ export function decodePlainPng(bytes: Uint8Array, maxPixels: number, maxSide: nu
       return undefined;
     }
   }
-  if (!ended || idat.length === 0 || width < 1 || height < 1) return undefined;
-  if (width * height > maxPixels || Math.max(width, height) > maxSide) return undefined;
+  if (!ended || idat.length === 0) return undefined;
   const stride = width * 3;
   const size = (stride + 1) * height;
   if (!take(size)) return undefined;

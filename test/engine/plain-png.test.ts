@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { decodeImage } from '../../src/engine/input.js';
-import { PLAIN_PNG_BYTES, decodePlainPng } from '../../src/engine/plain-png.js';
+import { PLAIN_PNG_BYTES, PLAIN_PNG_FILE_BYTES, decodePlainPng } from '../../src/engine/plain-png.js';
 
 const MAX_PIXELS = 1_000_000;
 const MAX_SIDE = 2048;
@@ -150,6 +150,10 @@ test('decodePlainPng leaves to sharp what sharp reads differently or refuses, an
   // Limits: sharp reports them (too many pixels) or shrinks the image (longer than maxSide).
   assert.equal(decodePlainPng(good, 199, MAX_SIDE), undefined, 'more pixels than allowed');
   assert.equal(decodePlainPng(good, MAX_PIXELS, 19), undefined, 'longer than maxSide');
+  const text = png(rgb, 20, 10, { extra: [chunk('tEXt', Buffer.concat([Buffer.from('Comment\0'), Buffer.alloc(PLAIN_PNG_FILE_BYTES, 0x61)]))] });
+  assert.equal(decodePlainPng(text, MAX_PIXELS, MAX_SIDE), undefined, 'a file larger than PLAIN_PNG_FILE_BYTES (a huge text chunk)');
+  const stored = png(rgb, 20, 10, { stream: zlib.deflateSync(scanlines(rgb, 20, 10, () => 1), { level: 0 }) });
+  assert.ok(decodePlainPng(stored, MAX_PIXELS, MAX_SIDE)?.data.equals(rgb), 'stored (uncompressed) image data');
   const side = Math.ceil(Math.sqrt(PLAIN_PNG_BYTES / 3)) + 1;
   const big = png(noise(side, side), side, side);
   assert.equal(decodePlainPng(big, MAX_PIXELS, MAX_SIDE), undefined, 'more scanline bytes than PLAIN_PNG_BYTES');
