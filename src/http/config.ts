@@ -15,8 +15,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** inference worker threads; default max(1, cpus / 2), cpus counting the cgroup CPU limit */
   workers: number;
-  /** onnxruntime intra-op threads per worker; default max(1, cpus / workers) */
-  ortThreads: number;
+  /** onnxruntime intra-op threads of each worker (one count per worker); default max(1, cpus / workers) each */
+  ortThreads: number[];
   /** explanations allowed to wait for a worker; more are refused with 503 */
   maxQueue: number;
   /** Score-CAM / Ablation-CAM batch size; undefined: the runtime's default */
@@ -156,7 +156,7 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'DEFAULT_MODEL', default: 'shapes, else the first ready model', help: 'model id used when a request names none; must exist' },
   { name: 'LOG_LEVEL', default: DEFAULTS.logLevel, help: `pino level: ${LOG_LEVELS.join(', ')}` },
   { name: 'WORKERS', default: 'max(1, cpus / 2)', help: 'inference worker threads (cpus: the cores, capped by the cgroup CPU limit)' },
-  { name: 'ORT_THREADS', default: 'cpus / WORKERS', help: 'onnxruntime intra-op threads per worker' },
+  { name: 'ORT_THREADS', default: 'cpus / WORKERS', help: 'onnxruntime intra-op threads per worker, or a comma-separated count per worker (e.g. "2,1": WORKERS is then the list\'s length; jobs go to the idle worker with the most threads)' },
   { name: 'MAX_QUEUE', default: String(DEFAULTS.maxQueue), help: 'explanations that may wait for a worker; more get 503 + Retry-After' },
   { name: 'MODELS_POLL_MS', default: 'off', help: 'check MODELS_DIR this often (ms) and reload new, changed and removed models without a restart (POST /admin/reload does it on demand)' },
   { name: 'BATCH_SIZE', default: String(ENGINE_DEFAULTS.batchSize), help: 'batch size of Score-CAM / Ablation-CAM forward runs' },
@@ -211,6 +211,18 @@ function integer(env: NodeJS.ProcessEnv, name: string, min: number, max = Number
   return v;
 }
 
+/** ORT_THREADS: one count (every worker) or a comma-separated count per worker, each in 1..max; undefined when unset. */
+function ortThreadList(env: NodeJS.ProcessEnv, max: number): number[] | undefined {
+  const raw = env.ORT_THREADS;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const parts = raw.split(',').map((p) => p.trim());
+  const list = parts.map(Number);
+  if (parts.length > max || !parts.every((p, i) => /^\d+$/.test(p) && list[i] >= 1 && list[i] <= max)) {
+    throw new ConfigError(`ORT_THREADS must be an integer in 1..${max}, or such integers separated by commas (one per worker), got ${JSON.stringify(raw)}`);
+  }
+  return list;
+}
+
 /** Reads the configuration from an environment (default: process.env); throws ConfigError naming a bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const logLevel = (env.LOG_LEVEL?.trim() || DEFAULTS.logLevel) as LogLevel;
@@ -218,7 +230,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const root = packageRoot();
   const cores = os.availableParallelism?.() ?? os.cpus().length;
   const cpus = effectiveCpus().count;
-  const workers = integer(env, 'WORKERS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / 2));
+  const threadList = ortThreadList(env, 4 * cores);
+  const perWorker = threadList && threadList.length > 1 ? threadList : undefined;
+  const workers = integer(env, 'WORKERS', 1, 4 * cores) ?? perWorker?.length ?? Math.max(1, Math.floor(cpus / 2));
+  if (perWorker && perWorker.length !== workers) {
+    throw new ConfigError(`ORT_THREADS lists ${perWorker.length} thread counts but WORKERS is ${workers}: give one count per worker, or one count for all`);
+  }
+  const ortThreads = perWorker ?? Array.from({ length: workers }, () => threadList?.[0] ?? Math.max(1, Math.floor(cpus / workers)));
   const maxQueue = integer(env, 'MAX_QUEUE', 0) ?? DEFAULTS.maxQueue;
   return {
     port: integer(env, 'PORT', 0, 65535) ?? DEFAULTS.port,
@@ -227,7 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     modelName: env.MODEL_NAME?.trim() || undefined,
     logLevel,
     workers,
-    ortThreads: integer(env, 'ORT_THREADS', 1, 4 * cores) ?? Math.max(1, Math.floor(cpus / workers)),
+    ortThreads,
     maxQueue,
     batchSize: integer(env, 'BATCH_SIZE', 1, 4096),
     modelsPollMs: integer(env, 'MODELS_POLL_MS', 100),

@@ -19,8 +19,12 @@ export interface PoolOptions {
   modelName?: string;
   /** worker threads */
   workers: number;
-  /** onnxruntime intra-op threads per worker */
-  intraOpThreads: number;
+  /**
+   * onnxruntime intra-op threads: one count for every worker, or a count per worker (as many as `workers`).
+   * A job goes to the idle worker with the most threads, so with e.g. [2, 1] a lone request runs on two threads
+   * and the one-thread worker takes a second request while the first runs.
+   */
+  intraOpThreads: number | readonly number[];
   /** jobs allowed to wait (a batch of n inputs counts n) */
   maxQueue: number;
   /** of those, the most one client may have waiting (default: all of them) */
@@ -85,6 +89,8 @@ interface Slot {
   dead: boolean;
   /** the kill timer of a job told to stop */
   killTimer?: NodeJS.Timeout;
+  /** its onnxruntime intra-op threads (a replacement gets the same) */
+  threads: number;
 }
 
 /**
@@ -125,6 +131,16 @@ export interface PoolStats {
   replaced: number;
   /** explanations that shared a batched trunk run with others (coalesced) since start */
   coalesced: number;
+  /** onnxruntime intra-op threads of each worker taking jobs, in the order jobs go to idle ones (most first) */
+  threads: number[];
+}
+
+/** The onnxruntime intra-op threads of each of `workers` workers: `threads` for all, or its own list (as long as `workers`). */
+export function workerThreads(workers: number, threads: number | readonly number[]): number[] {
+  const list = typeof threads === 'number' ? Array.from({ length: Math.max(1, workers) }, () => threads) : [...threads];
+  if (typeof threads !== 'number' && list.length !== workers) throw new RangeError(`${list.length} thread counts for ${workers} workers`);
+  if (!list.length || !list.every((n) => Number.isInteger(n) && n >= 1)) throw new RangeError(`thread counts must be positive integers, got ${JSON.stringify(threads)}`);
+  return list;
 }
 
 /**
@@ -242,13 +258,14 @@ export class InferencePool {
   }
 
   static async start(opts: PoolOptions): Promise<InferencePool> {
+    const threads = workerThreads(opts.workers, opts.intraOpThreads);
     const init: WorkerInit = {
       models: await discoverModels(opts.modelsDir, opts.modelName),
-      intraOpThreads: opts.intraOpThreads,
+      intraOpThreads: threads[0],
       batchSize: opts.batchSize,
     };
     const pool = new InferencePool(init, opts);
-    const statuses = await Promise.all(Array.from({ length: Math.max(1, opts.workers) }, () => pool.spawn()));
+    const statuses = await Promise.all(threads.map((n) => pool.spawn(n)));
     pool.statuses = statuses[0];
     pool.watchdog = setInterval(() => pool.checkWatchdog(), Math.min(1000, pool.watchdogMs));
     pool.watchdog.unref();
@@ -256,11 +273,12 @@ export class InferencePool {
     return pool;
   }
 
-  /** Starts a worker; it joins the pool once its models are loaded. */
-  private spawn(): Promise<ModelStatus[]> {
+  /** Starts a worker with `threads` onnxruntime intra-op threads; it joins the pool once its models are loaded. */
+  private spawn(threads: number): Promise<ModelStatus[]> {
     return new Promise((resolve, reject) => {
-      const worker = spawnWorker('worker', { workerData: this.init });
-      const slot: Slot = { worker, dead: false };
+      const init: WorkerInit = { ...this.init, intraOpThreads: threads };
+      const worker = spawnWorker('worker', { workerData: init });
+      const slot: Slot = { worker, dead: false, threads };
       let ready = false;
       worker.on('message', (msg: WorkerReply) => {
         if (msg.type === 'ready') {
@@ -269,7 +287,9 @@ export class InferencePool {
             const bye: WorkerRequest = { type: 'shutdown' };
             worker.postMessage(bye);
           } else {
-            this.slots.push(slot);
+            // Idle workers take jobs in this order: the most threads first (a lone request runs fastest there).
+            const at = this.slots.findIndex((s) => s.threads < threads);
+            this.slots.splice(at < 0 ? this.slots.length : at, 0, slot);
             this.dispatch();
           }
           resolve(msg.statuses);
@@ -333,7 +353,7 @@ export class InferencePool {
     if (this.closing) return;
     this.replaced++;
     // The replacement loads and warms every model before it takes jobs; meanwhile the others serve.
-    this.spawn().catch(() => undefined);
+    this.spawn(slot.threads).catch(() => undefined);
   }
 
   /**
@@ -444,7 +464,10 @@ export class InferencePool {
   }
 
   stats(): PoolStats {
-    return { workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queued(), replaced: this.replaced, coalesced: this.coalesced };
+    return {
+      workers: this.slots.length, busy: this.slots.filter((s) => s.job).length, queued: this.queued(), replaced: this.replaced, coalesced: this.coalesced,
+      threads: this.slots.map((s) => s.threads),
+    };
   }
 
   /** Inputs waiting (of one client, or of all). */

@@ -79,8 +79,21 @@ test('WORKERS and ORT_THREADS default from the effective CPU count; set values w
   const cpus = effectiveCpus().count;
   const c = loadConfig({});
   assert.equal(c.workers, Math.max(1, Math.floor(cpus / 2)));
-  assert.equal(c.ortThreads, Math.max(1, Math.floor(cpus / c.workers!)));
+  assert.deepEqual(c.ortThreads, Array(c.workers).fill(Math.max(1, Math.floor(cpus / c.workers))));
   const set = loadConfig({ WORKERS: '1', ORT_THREADS: '1' });
-  assert.deepEqual([set.workers, set.ortThreads], [1, 1]);
-  assert.equal(loadConfig({ WORKERS: '1' }).ortThreads, cpus);
+  assert.deepEqual([set.workers, set.ortThreads], [1, [1]]);
+  assert.deepEqual(loadConfig({ WORKERS: '1' }).ortThreads, [cpus]);
+  assert.deepEqual(loadConfig({ WORKERS: '3', ORT_THREADS: '1' }).ortThreads, [1, 1, 1], 'one count: every worker');
+  assert.equal(loadConfig({ ORT_THREADS: '1' }).workers, Math.max(1, Math.floor(cpus / 2)), 'one count leaves WORKERS at its default');
+});
+
+test('ORT_THREADS as a count per worker: WORKERS follows the list; a list that disagrees with WORKERS or holds a bad count is named', () => {
+  const mixed = loadConfig({ ORT_THREADS: '2,1' });
+  assert.deepEqual([mixed.workers, mixed.ortThreads, mixed.jobConcurrency], [2, [2, 1], 2]);
+  assert.deepEqual(loadConfig({ ORT_THREADS: ' 1 , 2 ', WORKERS: '2' }).ortThreads, [1, 2], 'spaces around counts');
+  assert.throws(() => loadConfig({ ORT_THREADS: '2,1', WORKERS: '3' }), (e: Error) => e.name === 'ConfigError' && /ORT_THREADS lists 2 thread counts but WORKERS is 3/.test(e.message));
+  const cores = os.availableParallelism();
+  for (const bad of ['2,', ',1', '2,,1', '2;1', '0,1', '1,-1', '1.5,1', 'x', `1,${4 * cores + 1}`, Array(4 * cores + 1).fill('1').join(',')]) {
+    assert.throws(() => loadConfig({ ORT_THREADS: bad }), (e: Error) => e.name === 'ConfigError' && /^ORT_THREADS must be/.test(e.message), bad);
+  }
 });

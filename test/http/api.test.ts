@@ -121,11 +121,12 @@ describe('operations routes', () => {
   test('GET /readyz reports the loaded and failed models and the pool', async () => {
     const r = await api('GET', '/readyz');
     assert.equal(r.status, 200);
-    const j = r.json<{ models: { ready: number; failed: number }; default_model: string; workers: number }>();
+    const j = r.json<{ models: { ready: number; failed: number }; default_model: string; workers: number; threads: number[] }>();
     assert.equal(j.models.failed, 1);
     assert.equal(j.models.ready, hasShapes ? 6 : 5);
     assert.equal(j.default_model, 'resnet');
     assert.equal(j.workers, 1);
+    assert.equal(j.threads.length, 1, 'one thread count per worker');
   });
 
   test('GET /openapi.yaml serves the document as YAML', async () => {

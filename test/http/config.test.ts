@@ -22,7 +22,7 @@ test('defaults are written once: the help table shows the values loadConfig uses
   assert.equal(help.MAX_QUEUE, String(c.maxQueue));
   assert.equal(help.PORT, String(c.port));
   assert.equal(help.RETRY_AFTER_SECONDS, String(DEFAULTS.retryAfterSeconds));
-  assert.ok(c.workers >= 1 && c.ortThreads >= 1);
+  assert.ok(c.workers >= 1 && c.ortThreads.length === c.workers && c.ortThreads.every((n) => n >= 1));
 });
 
 test('jobs, batches and access: defaults, and bad values named', () => {

@@ -124,6 +124,43 @@ test('a worker that does not stop within the grace period, or outlives the watch
   }
 });
 
+test('workers with their own thread counts: a lone job runs on the one with the most, a replacement keeps its count', async () => {
+  const dir2 = await mkdtemp(path.join(os.tmpdir(), 'camserve-pool-threads-'));
+  await symlink(path.join(FIXTURES, 'resnet'), path.join(dir2, 'resnet'));
+  await symlink(path.join(FIXTURES, 'mobilenetv2'), path.join(dir2, 'mobilenetv2'));
+  await assert.rejects(InferencePool.start({ modelsDir: dir2, workers: 3, intraOpThreads: [1, 2], maxQueue: 1 }), /2 thread counts for 3 workers/);
+  await assert.rejects(InferencePool.start({ modelsDir: dir2, workers: 1, intraOpThreads: [0], maxQueue: 1 }), /positive integers/);
+  // The one-thread worker is listed first; the two-thread one still takes jobs first.
+  const mixed = await InferencePool.start({ modelsDir: dir2, workers: 2, intraOpThreads: [1, 2], maxQueue: 2, watchdogMs: 400 });
+  const until = async (cond: () => boolean, what: string) => {
+    const end = Date.now() + 60_000;
+    while (!cond()) {
+      assert.ok(Date.now() < end, `timed out waiting for ${what}: ${JSON.stringify(mixed.stats())}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const mobile = () => readF32(path.join(FIXTURES, 'mobilenetv2'), 'input.bin');
+  try {
+    assert.deepEqual(mixed.stats().threads, [2, 1]);
+    // A lone job past the watchdog's 400 ms: its worker is taken out at once (and replaced), so the pool's
+    // threads just after the failure say which worker ran it.
+    await assert.rejects(mixed.explain('mobilenetv2', { input: mobile(), method: 'scorecam', augSmooth: true }), { code: 'internal' });
+    assert.deepEqual(mixed.stats().threads, [1], 'the two-thread worker ran the lone job');
+    await until(() => mixed.stats().workers === 2, 'the replacement');
+    assert.deepEqual(mixed.stats().threads, [2, 1], 'the replacement has two threads again');
+    // Both take jobs: with the first running, a second runs at once on the other worker.
+    const long = mixed.explain('mobilenetv2', { input: mobile(), method: 'scorecam', augSmooth: true });
+    await until(() => mixed.stats().busy === 1, 'the first job to start');
+    const r = await mixed.explain('resnet', { input: input(), method: 'gradcam' });
+    assert.equal(r.explanations.length, 1);
+    assert.deepEqual(mixed.stats().threads.length, 2);
+    await assert.rejects(long, { code: 'internal' });
+  } finally {
+    await mixed.close();
+    await rm(dir2, { recursive: true, force: true });
+  }
+});
+
 test('the service\'s threads carry their names (Linux): inference workers and the render thread', { skip: process.platform !== 'linux' }, async () => {
   const names = async () => Promise.all((await readdir('/proc/self/task')).map((t) => readFile(`/proc/self/task/${t}/comm`, 'utf8').then((c) => c.trim(), () => '')));
   assert.ok((await names()).includes(THREAD_NAMES.inference), 'an inference worker');
