@@ -5,10 +5,11 @@
 // wins at each concurrency. Its measurements chose the default layout (src/http/config.ts; bench/RESULTS.md,
 // docs/deploy.md).
 //
-//   npm run bench:layouts -- [--models resnet50,resnet18,mobilenetv2] [--layouts 1x2,2x1,2x2] [--concurrency 1,2,4,6]
+//   npm run bench:layouts -- [--models resnet50,resnet18,mobilenetv2] [--layouts 1x2,2x1,2x2,2:1] [--concurrency 1,2,4,6]
 //                            [--requests 24] [--rounds 3] [--small] [--out FILE]
 //
-// A layout is WORKERSxTHREADS, optionally followed by +NAME=VALUE settings of the server's environment for
+// A layout is WORKERSxTHREADS (every worker that many threads) or T1:T2:… (a worker per count, e.g. 2:1: one of
+// two threads and one of one; the server's ORT_THREADS=2,1), optionally followed by +NAME=VALUE settings of the server's environment for
 // that server alone (e.g. 1x2+MAX_COALESCE=4) and by @DIR: the server built in DIR (DIR/dist), e.g. a checkout
 // of an earlier commit, to compare two versions side by side. --small adds a row per model: a 224×224 PNG in
 // at concurrency 1.
@@ -25,7 +26,7 @@ const cores = os.availableParallelism?.() ?? os.cpus().length;
 const { values } = parseArgs({
   options: {
     models: { type: 'string', default: 'resnet50,resnet18,mobilenetv2' },
-    layouts: { type: 'string', default: `1x${cores},${cores}x1,2x${cores}` },
+    layouts: { type: 'string', default: `1x${cores},${cores}x1,2x${cores},${cores}:1` },
     concurrency: { type: 'string', default: '1,2,4,6' },
     requests: { type: 'string', default: '24' },
     rounds: { type: 'string', default: '3' },
@@ -40,15 +41,16 @@ const models = list(values.models).filter((m) => available(m));
 const layouts = list(values.layouts).map((spec) => {
   const [l, dir] = spec.split('@');
   const [shape, ...settings] = l.split('+');
-  const [w, t] = shape.split('x').map(Number);
-  if (!(Number.isInteger(w) && w >= 1 && Number.isInteger(t) && t >= 1)) throw new Error(`--layouts: ${l} is not WORKERSxTHREADS[+NAME=VALUE…]`);
+  const counts = shape.includes(':') ? shape.split(':').map(Number) : undefined;
+  const [w, t] = counts ? [counts.length, counts[0]] : shape.split('x').map(Number);
+  if (!(Number.isInteger(w) && w >= 1 && (counts ?? [t]).every((n) => Number.isInteger(n) && n >= 1))) throw new Error(`--layouts: ${l} is not WORKERSxTHREADS or T1:T2:…[+NAME=VALUE…]`);
   const env = Object.fromEntries(settings.map((kv) => {
     const at = kv.indexOf('=');
     if (at < 1) throw new Error(`--layouts: ${kv} is not NAME=VALUE`);
     return [kv.slice(0, at), kv.slice(at + 1)];
   }));
   const entry = dir ? path.resolve(dir, 'dist/src/http/main.js') : undefined;
-  return { name: [`${w}×${t}`, ...settings, ...(dir ? [`(${dir})`] : [])].join(' '), workers: w, threads: t, env, entry };
+  return { name: [counts ? `${counts.join(' + ')} threads` : `${w}×${t}`, ...settings, ...(dir ? [`(${dir})`] : [])].join(' '), workers: w, threads: counts ? counts.join(',') : String(t), env, entry };
 });
 const levels = list(values.concurrency).map(Number);
 const requests = Number(values.requests);
@@ -73,7 +75,7 @@ for (const m of models) {
   log(`[layouts] ${m}: starting ${layouts.length} servers`);
   const servers: ServerHandle[] = [];
   try {
-    for (const l of layouts) servers.push(await startBenchServer([m], { WORKERS: String(l.workers), ORT_THREADS: String(l.threads), ...l.env }, [], l.entry));
+    for (const l of layouts) servers.push(await startBenchServer([m], { WORKERS: String(l.workers), ORT_THREADS: l.threads, ...l.env }, [], l.entry));
     const q = `model=${encodeURIComponent(m)}&method=gradcam`;
     // Warm every worker of every server.
     for (const s of servers) await Promise.all(Array.from({ length: 8 }, () => postCam(s.url, q, jpeg)));

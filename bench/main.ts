@@ -3,7 +3,7 @@
 //
 //   npm run bench -- [--models resnet50,resnet18,mobilenetv2] [--runs N] [--quick]
 //                    [--no-http] [--no-scorecam] [--no-pgc] [--no-build] [--threads T] [--workers W]
-//                    [--ort-threads T] [--concurrency 1,2,3,4] [--out FILE]
+//                    [--ort-threads T or T1,T2,… (one per worker)] [--concurrency 1,2,3,4] [--out FILE]
 //
 // The models are full-size torchvision networks at 224×224 (git-ignored; make them with
 // `/usr/bin/python3 tools/fixtures/generate.py --big-extdata`). Parts:
@@ -34,7 +34,8 @@ interface Flags {
   build: boolean;
   threads: number;
   workers?: number;
-  ortThreads?: number;
+  /** per worker (one count: every worker) */
+  ortThreads?: number[];
   concurrency?: number[];
   out?: string;
   pgc: boolean;
@@ -71,7 +72,7 @@ function parseFlags(argv: string[]): Flags {
     build: !values['no-build'],
     threads: values.threads === undefined ? cores : Number(values.threads),
     workers: values.workers === undefined ? undefined : Number(values.workers),
-    ortThreads: values['ort-threads'] === undefined ? undefined : Number(values['ort-threads']),
+    ortThreads: values['ort-threads'] === undefined ? undefined : values['ort-threads'].split(',').map(Number),
     concurrency: values.concurrency === undefined ? undefined : values.concurrency.split(',').map(Number),
     out: values.out,
     pgc: !values['no-pgc'],
@@ -79,7 +80,7 @@ function parseFlags(argv: string[]): Flags {
   if (!f.runs) f.runs = f.quick ? 5 : 20;
   if (f.quick) f.scorecam = false;
   if (!(f.runs >= 1) || !(f.threads >= 1)) throw new Error('--runs and --threads must be positive');
-  for (const n of [f.workers, f.ortThreads, ...(f.concurrency ?? [])]) {
+  for (const n of [f.workers, ...(f.ortThreads ?? []), ...(f.concurrency ?? [])]) {
     if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new Error('--workers, --ort-threads and --concurrency take positive integers');
   }
   return f;
@@ -99,8 +100,10 @@ async function main(): Promise<void> {
     return false;
   });
   if (!models.length) throw new Error('no bench model available');
-  const workers = flags.workers ?? Math.max(1, Math.floor(cores / 2));
-  const ortThreads = flags.ortThreads ?? Math.max(1, Math.floor(cores / workers));
+  // As the server reads WORKERS and ORT_THREADS (src/http/config.ts): a list of counts is one per worker.
+  const perWorker = flags.ortThreads && flags.ortThreads.length > 1 ? flags.ortThreads : undefined;
+  const workers = flags.workers ?? perWorker?.length ?? Math.max(1, Math.floor(cores / 2));
+  const ortThreads = (perWorker ?? [flags.ortThreads?.[0] ?? Math.max(1, Math.floor(cores / workers))]).join(',');
   const lines: string[] = [];
   const out = (s = '') => { lines.push(s); process.stdout.write(`${s}\n`); };
   const argv = process.argv.slice(2);
@@ -157,7 +160,7 @@ async function main(): Promise<void> {
     const jpeg = await benchJpeg();
     const small = await benchPng();
     log(`[http] starting the server (${workers} worker(s) × ${ortThreads} threads) on ${models.join(', ')}`);
-    const server = await startBenchServer(models, { ...(flags.workers ? { WORKERS: String(flags.workers) } : {}), ...(flags.ortThreads ? { ORT_THREADS: String(flags.ortThreads) } : {}) });
+    const server = await startBenchServer(models, { ...(flags.workers ? { WORKERS: String(flags.workers) } : {}), ...(flags.ortThreads ? { ORT_THREADS: flags.ortThreads.join(',') } : {}) });
     try {
       readyMemory = await server.memory();
       for (const m of models) {
