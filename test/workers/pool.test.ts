@@ -85,30 +85,39 @@ test('a deadline (AbortSignal.timeout) is deadline-exceeded, queued or running',
   while (pool.stats().busy) await new Promise((r) => setTimeout(r, 5));
 });
 
+/** A models folder with the resnet and mobilenetv2 fixtures (Score-CAM with aug_smooth on mobilenetv2 runs long enough to be stopped). */
+async function twoModels(prefix: string): Promise<string> {
+  const d = await mkdtemp(path.join(os.tmpdir(), prefix));
+  await symlink(path.join(FIXTURES, 'resnet'), path.join(d, 'resnet'));
+  await symlink(path.join(FIXTURES, 'mobilenetv2'), path.join(d, 'mobilenetv2'));
+  return d;
+}
+
+/** Waits (at most a minute) until `cond` holds; a timeout names `what` and the pool's state. */
+async function until(p: InferencePool, cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 60_000;
+  while (!cond()) {
+    assert.ok(Date.now() < end, `timed out waiting for ${what}: ${JSON.stringify(p.stats())}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const mobile = () => readF32(path.join(FIXTURES, 'mobilenetv2'), 'input.bin');
+
 test('a worker that does not stop within the grace period, or outlives the watchdog, is replaced and the pool serves on', async () => {
-  const dir2 = await mkdtemp(path.join(os.tmpdir(), 'camserve-pool-kill-'));
-  await symlink(path.join(FIXTURES, 'resnet'), path.join(dir2, 'resnet'));
-  await symlink(path.join(FIXTURES, 'mobilenetv2'), path.join(dir2, 'mobilenetv2'));
+  const dir2 = await twoModels('camserve-pool-kill-');
   const strict = await InferencePool.start({ modelsDir: dir2, workers: 1, intraOpThreads: 1, maxQueue: 2, cancelGraceMs: 1, watchdogMs: 400 });
-  const until = async (cond: () => boolean, what: string) => {
-    const end = Date.now() + 60_000;
-    while (!cond()) {
-      assert.ok(Date.now() < end, `timed out waiting for ${what}: ${JSON.stringify(strict.stats())}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
   // A cancel is seen only between onnxruntime runs; with a 1 ms grace the worker is replaced unless the
   // cancel happened to arrive between two batches (timing decides which): either way the caller is
   // answered at once and the pool serves on. The watchdog below replaces a worker whatever it does.
-  const mobile = () => readF32(path.join(FIXTURES, 'mobilenetv2'), 'input.bin');
   try {
     const ac = new AbortController();
     const job = strict.explain('mobilenetv2', { input: mobile(), method: 'scorecam', augSmooth: true }, { signal: ac.signal });
-    await until(() => strict.stats().busy === 1, 'the job to start');
+    await until(strict, () => strict.stats().busy === 1, 'the job to start');
     await new Promise((r) => setTimeout(r, 100));
     ac.abort();
     await assert.rejects(job, { code: 'cancelled' });
-    await until(() => strict.stats().busy === 0 && strict.stats().workers === 1, 'the worker to be free or replaced');
+    await until(strict, () => strict.stats().busy === 0 && strict.stats().workers === 1, 'the worker to be free or replaced');
     const replacedByCancel = strict.stats().replaced;
     assert.ok(replacedByCancel <= 1);
     const r = await strict.explain('resnet', { input: input(), method: 'gradcam' });
@@ -116,7 +125,7 @@ test('a worker that does not stop within the grace period, or outlives the watch
     // The watchdog: a job running past 400 ms has its worker replaced and fails as internal.
     await assert.rejects(strict.explain('mobilenetv2', { input: mobile(), method: 'scorecam', augSmooth: true }), { code: 'internal' });
     assert.equal(strict.stats().replaced, replacedByCancel + 1);
-    await until(() => strict.stats().workers === 1, 'the second replacement');
+    await until(strict, () => strict.stats().workers === 1, 'the second replacement');
     assert.equal((await strict.explain('resnet', { input: input(), method: 'gradcam' })).explanations.length, 1);
   } finally {
     await strict.close();
@@ -125,32 +134,22 @@ test('a worker that does not stop within the grace period, or outlives the watch
 });
 
 test('workers with their own thread counts: a lone job runs on the one with the most, a replacement keeps its count', async () => {
-  const dir2 = await mkdtemp(path.join(os.tmpdir(), 'camserve-pool-threads-'));
-  await symlink(path.join(FIXTURES, 'resnet'), path.join(dir2, 'resnet'));
-  await symlink(path.join(FIXTURES, 'mobilenetv2'), path.join(dir2, 'mobilenetv2'));
+  const dir2 = await twoModels('camserve-pool-threads-');
   await assert.rejects(InferencePool.start({ modelsDir: dir2, workers: 3, intraOpThreads: [1, 2], maxQueue: 1 }), /2 thread counts for 3 workers/);
   await assert.rejects(InferencePool.start({ modelsDir: dir2, workers: 1, intraOpThreads: [0], maxQueue: 1 }), /positive integers/);
   // The one-thread worker is listed first; the two-thread one still takes jobs first.
   const mixed = await InferencePool.start({ modelsDir: dir2, workers: 2, intraOpThreads: [1, 2], maxQueue: 2, watchdogMs: 400 });
-  const until = async (cond: () => boolean, what: string) => {
-    const end = Date.now() + 60_000;
-    while (!cond()) {
-      assert.ok(Date.now() < end, `timed out waiting for ${what}: ${JSON.stringify(mixed.stats())}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
-  const mobile = () => readF32(path.join(FIXTURES, 'mobilenetv2'), 'input.bin');
   try {
     assert.deepEqual(mixed.stats().threads, [2, 1]);
     // A lone job past the watchdog's 400 ms: its worker is taken out at once (and replaced), so the pool's
     // threads just after the failure say which worker ran it.
     await assert.rejects(mixed.explain('mobilenetv2', { input: mobile(), method: 'scorecam', augSmooth: true }), { code: 'internal' });
     assert.deepEqual(mixed.stats().threads, [1], 'the two-thread worker ran the lone job');
-    await until(() => mixed.stats().workers === 2, 'the replacement');
+    await until(mixed, () => mixed.stats().workers === 2, 'the replacement');
     assert.deepEqual(mixed.stats().threads, [2, 1], 'the replacement has two threads again');
     // Both take jobs: with the first running, a second runs at once on the other worker.
     const long = mixed.explain('mobilenetv2', { input: mobile(), method: 'scorecam', augSmooth: true });
-    await until(() => mixed.stats().busy === 1, 'the first job to start');
+    await until(mixed, () => mixed.stats().busy === 1, 'the first job to start');
     const r = await mixed.explain('resnet', { input: input(), method: 'gradcam' });
     assert.equal(r.explanations.length, 1);
     assert.deepEqual(mixed.stats().threads.length, 2);
