@@ -136,7 +136,7 @@ export interface PoolStats {
 }
 
 /** The onnxruntime intra-op threads of each of `workers` workers: `threads` for all, or its own list (as long as `workers`). */
-export function workerThreads(workers: number, threads: number | readonly number[]): number[] {
+function workerThreads(workers: number, threads: number | readonly number[]): number[] {
   const list = typeof threads === 'number' ? Array.from({ length: Math.max(1, workers) }, () => threads) : [...threads];
   if (typeof threads !== 'number' && list.length !== workers) throw new RangeError(`${list.length} thread counts for ${workers} workers`);
   if (!list.length || !list.every((n) => Number.isInteger(n) && n >= 1)) throw new RangeError(`thread counts must be positive integers, got ${JSON.stringify(threads)}`);
@@ -220,7 +220,7 @@ export class InferencePool {
   private sweeper?: NodeJS.Timeout;
   private readonly keepSupersededMs: number;
 
-  private constructor(private init: WorkerInit, private readonly opts: PoolOptions) {
+  private constructor(private init: Omit<WorkerInit, 'intraOpThreads'>, private readonly opts: PoolOptions) {
     this.cancelGraceMs = opts.cancelGraceMs ?? POOL_DEFAULTS.cancelGraceMs;
     this.watchdogMs = opts.watchdogMs ?? POOL_DEFAULTS.watchdogMs;
     this.keepSupersededMs = opts.keepSupersededMs ?? POOL_DEFAULTS.keepSupersededMs;
@@ -259,11 +259,8 @@ export class InferencePool {
 
   static async start(opts: PoolOptions): Promise<InferencePool> {
     const threads = workerThreads(opts.workers, opts.intraOpThreads);
-    const init: WorkerInit = {
-      models: await discoverModels(opts.modelsDir, opts.modelName),
-      intraOpThreads: threads[0],
-      batchSize: opts.batchSize,
-    };
+    // What every worker is told; each gets its own thread count when it is started (spawn).
+    const init = { models: await discoverModels(opts.modelsDir, opts.modelName), batchSize: opts.batchSize };
     const pool = new InferencePool(init, opts);
     const statuses = await Promise.all(threads.map((n) => pool.spawn(n)));
     pool.statuses = statuses[0];
