@@ -24,6 +24,7 @@ import { printHeaderHelp } from './usage.js';
 import sharp from 'sharp';
 import { available, BENCH_MODELS, benchBuild, benchEngine, type EngineResult } from './engine.js';
 import { benchHttp, benchJpeg, benchPng, startBenchServer, type CpuRole, type HttpResult } from './http.js';
+import { loadConfig } from '../src/http/config.js';
 
 interface Flags {
   models: string[];
@@ -34,8 +35,8 @@ interface Flags {
   build: boolean;
   threads: number;
   workers?: number;
-  /** per worker (one count: every worker) */
-  ortThreads?: number[];
+  /** ORT_THREADS for the server: one count, or a comma-separated count per worker */
+  ortThreads?: string;
   concurrency?: number[];
   out?: string;
   pgc: boolean;
@@ -72,7 +73,7 @@ function parseFlags(argv: string[]): Flags {
     build: !values['no-build'],
     threads: values.threads === undefined ? cores : Number(values.threads),
     workers: values.workers === undefined ? undefined : Number(values.workers),
-    ortThreads: values['ort-threads'] === undefined ? undefined : values['ort-threads'].split(',').map(Number),
+    ortThreads: values['ort-threads'],
     concurrency: values.concurrency === undefined ? undefined : values.concurrency.split(',').map(Number),
     out: values.out,
     pgc: !values['no-pgc'],
@@ -80,8 +81,8 @@ function parseFlags(argv: string[]): Flags {
   if (!f.runs) f.runs = f.quick ? 5 : 20;
   if (f.quick) f.scorecam = false;
   if (!(f.runs >= 1) || !(f.threads >= 1)) throw new Error('--runs and --threads must be positive');
-  for (const n of [f.workers, ...(f.ortThreads ?? []), ...(f.concurrency ?? [])]) {
-    if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new Error('--workers, --ort-threads and --concurrency take positive integers');
+  for (const n of [f.workers, ...(f.concurrency ?? [])]) {
+    if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new Error('--workers and --concurrency take positive integers');
   }
   return f;
 }
@@ -100,10 +101,10 @@ async function main(): Promise<void> {
     return false;
   });
   if (!models.length) throw new Error('no bench model available');
-  // As the server reads WORKERS and ORT_THREADS (src/http/config.ts): a list of counts is one per worker.
-  const perWorker = flags.ortThreads && flags.ortThreads.length > 1 ? flags.ortThreads : undefined;
-  const workers = flags.workers ?? perWorker?.length ?? Math.max(1, Math.floor(cores / 2));
-  const ortThreads = (perWorker ?? [flags.ortThreads?.[0] ?? Math.max(1, Math.floor(cores / workers))]).join(',');
+  // The server's layout, read as the server reads it (src/http/config.ts; a bad --ort-threads is its ConfigError).
+  const serverEnv = { ...(flags.workers ? { WORKERS: String(flags.workers) } : {}), ...(flags.ortThreads ? { ORT_THREADS: flags.ortThreads } : {}) };
+  const { workers, ortThreads: threadCounts } = loadConfig(serverEnv);
+  const ortThreads = threadCounts.join(',');
   const lines: string[] = [];
   const out = (s = '') => { lines.push(s); process.stdout.write(`${s}\n`); };
   const argv = process.argv.slice(2);
@@ -160,7 +161,7 @@ async function main(): Promise<void> {
     const jpeg = await benchJpeg();
     const small = await benchPng();
     log(`[http] starting the server (${workers} worker(s) × ${ortThreads} threads) on ${models.join(', ')}`);
-    const server = await startBenchServer(models, { ...(flags.workers ? { WORKERS: String(flags.workers) } : {}), ...(flags.ortThreads ? { ORT_THREADS: flags.ortThreads.join(',') } : {}) });
+    const server = await startBenchServer(models, serverEnv);
     try {
       readyMemory = await server.memory();
       for (const m of models) {
@@ -190,7 +191,6 @@ async function main(): Promise<void> {
     for (const h of http) out(`- ${h.model}: ${h.sweep.map((s) => `c=${s.concurrency} ${s.throughput.toFixed(2)}/s (${ms(s.p50)} ms)`).join(', ')}`);
     out();
     if (http.some((h) => Object.keys(h.cpu).length > 0)) {
-      const cores = os.availableParallelism();
       out(`The server's CPU time per answer at the best concurrency, by thread (/proc; "other": libuv's pool — sharp's decode and resize calls, deflate — and V8's threads), and the most answers/s that ${cores} cores give at that cost:`);
       out();
       out('| model | inference (worker + onnxruntime threads) | render thread | HTTP thread | libvips | other | total | ceiling |');
