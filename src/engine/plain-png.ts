@@ -96,7 +96,8 @@ export function decodePlainPng(bytes: Uint8Array, maxPixels: number, maxSide: nu
  * out[o − stride..] (`above`: there is one). 3 bytes per pixel. False for an unknown filter type.
  */
 function unfilterRow(raw: Uint8Array, s: number, out: Uint8Array, o: number, stride: number, above: boolean): boolean {
-  const filter = raw[s];
+  // With no row above (all zeros), Up is None and Paeth is Sub; Average keeps its own first-row case.
+  const filter = above ? raw[s] : (FIRST_ROW_FILTER[raw[s]] ?? raw[s]);
   const r = s + 1;
   const u = o - stride;
   switch (filter) {
@@ -108,8 +109,7 @@ function unfilterRow(raw: Uint8Array, s: number, out: Uint8Array, o: number, str
       for (let x = 3; x < stride; x++) out[o + x] = (raw[r + x] + out[o + x - 3]) & 0xff;
       return true;
     case 2:
-      if (!above) out.set(raw.subarray(r, r + stride), o);
-      else for (let x = 0; x < stride; x++) out[o + x] = (raw[r + x] + out[u + x]) & 0xff;
+      for (let x = 0; x < stride; x++) out[o + x] = (raw[r + x] + out[u + x]) & 0xff;
       return true;
     case 3:
       if (!above) {
@@ -121,20 +121,17 @@ function unfilterRow(raw: Uint8Array, s: number, out: Uint8Array, o: number, str
       }
       return true;
     case 4:
-      if (!above) {
-        // Paeth with no row above is Sub
-        for (let x = 0; x < 3; x++) out[o + x] = raw[r + x];
-        for (let x = 3; x < stride; x++) out[o + x] = (raw[r + x] + out[o + x - 3]) & 0xff;
-      } else {
-        // left and upper-left are 0 for the first pixel: the predictor is the byte above
-        for (let x = 0; x < 3; x++) out[o + x] = (raw[r + x] + out[u + x]) & 0xff;
-        for (let x = 3; x < stride; x++) out[o + x] = (raw[r + x] + paeth(out[o + x - 3], out[u + x], out[u + x - 3])) & 0xff;
-      }
+      // left and upper-left are 0 for the first pixel: the predictor is the byte above
+      for (let x = 0; x < 3; x++) out[o + x] = (raw[r + x] + out[u + x]) & 0xff;
+      for (let x = 3; x < stride; x++) out[o + x] = (raw[r + x] + paeth(out[o + x - 3], out[u + x], out[u + x - 3])) & 0xff;
       return true;
     default:
       return false;
   }
 }
+
+/** The filter that a first row's filter type amounts to (the row above counts as zeros): Up → None, Paeth → Sub. */
+const FIRST_ROW_FILTER: Record<number, number> = { 2: 0, 4: 1 };
 
 /** PNG's Paeth predictor of left a, above b, upper-left c. */
 function paeth(a: number, b: number, c: number): number {
