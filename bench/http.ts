@@ -188,8 +188,6 @@ export interface HttpResult {
   concurrency: number;
   /** answers per second at `concurrency`: the best of `sweep` */
   throughput: number;
-  /** latency at `concurrency`, p50 */
-  loadedP50: number;
   /** answers per second and p50 at every concurrency measured */
   sweep: { concurrency: number; throughput: number; p50: number }[];
   /** the server's CPU time per answer at `concurrency`, ms, by thread role ({} off Linux) */
@@ -202,7 +200,6 @@ export interface HttpResult {
   small?: { p50: number; p95: number; stages: Record<string, number> };
 }
 
-/** Sequential latency, throughput under load, and topk=5 in one request vs five. */
 /** `requests` requests from `concurrency` clients, each sending its next as soon as its answer is in: answers per second and p50. */
 export async function loadRun(base: string, query: string, body: Buffer, concurrency: number, requests: number): Promise<{ concurrency: number; throughput: number; p50: number }> {
   let sent = 0;
@@ -274,7 +271,7 @@ export async function benchHttp(server: ServerHandle, model: string, jpeg: Buffe
   return {
     model, p50: median(lat), p95: percentile(lat, 0.95),
     stages: medians(stages),
-    concurrency: best.concurrency, throughput: best.throughput, loadedP50: best.p50, cpu: best.cpu,
+    concurrency: best.concurrency, throughput: best.throughput, cpu: best.cpu,
     sweep: sweep.map(({ concurrency, throughput, p50 }) => ({ concurrency, throughput, p50 })),
     single: median(single), topk5: median(one), five: median(five), pngBytes,
     ...(opts.small ? { small: { p50: median(smallLat), p95: percentile(smallLat, 0.95), stages: medians(smallStages) } } : {}),
